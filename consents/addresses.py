@@ -1,0 +1,60 @@
+"""Normalisation of email addresses and phone numbers: one spelling per address, at every door."""
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from consents.exceptions import InvalidAddress
+
+MAX_EMAIL_LENGTH = 254
+
+
+def normalize_email(raw: str) -> str:
+    """Trim, lower-case and convert an IDN domain to ASCII; raise InvalidAddress if unusable."""
+    candidate = raw.strip()
+    local, at, domain = candidate.rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidAddress(f"{raw!r} is not a valid email address.")
+    try:
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidAddress(f"{raw!r} is not a valid email address.") from exc
+    normalized = f"{local}@{ascii_domain}".lower()
+    if len(normalized) > MAX_EMAIL_LENGTH:
+        raise InvalidAddress(f"{raw!r} is longer than {MAX_EMAIL_LENGTH} characters.")
+    try:
+        validate_email(normalized)
+    except ValidationError as exc:
+        raise InvalidAddress(f"{raw!r} is not a valid email address.") from exc
+    return normalized
+
+
+def normalize_phone(raw: str, *, region: str | None = None) -> str:
+    """Return the E.164 form of a phone number; raise InvalidAddress if it is not a valid number."""
+    try:
+        number = phonenumbers.parse(raw, region or settings.DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidAddress(f"{raw!r} is not a valid phone number.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidAddress(f"{raw!r} is not a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_address(consent_type: str, raw: str) -> str:
+    """Normalise an address of a consent type (`EMAIL` or `PHONE`)."""
+    if not isinstance(raw, str):
+        raise InvalidAddress("The address must be a string.")
+    if consent_type == "EMAIL":
+        return normalize_email(raw)
+    if consent_type == "PHONE":
+        return normalize_phone(raw)
+    raise InvalidAddress(f"Unknown consent type {consent_type!r}.")
+
+
+def mask_address(address: str) -> str:
+    """Hide most of an address for pages and logs: j***@example.com, +1******0100."""
+    local, at, domain = address.partition("@")
+    if at:
+        return f"{local[:1]}***@{domain}"
+    return f"{address[:2]}{'*' * max(len(address) - 6, 0)}{address[-4:]}"

@@ -1,0 +1,54 @@
+"""Domain errors raised by the ledger and address normalisation.
+
+Each door turns them into its own contract body (see consentsite/api_errors.py); the ledger never
+knows which door called it.
+"""
+
+
+class ConsentError(Exception):
+    """Base class: a request the ledger refuses. Nothing was changed."""
+
+    code = "CONSENT_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidAddress(ConsentError):
+    """An email address or phone number that cannot be normalised."""
+
+    code = "INVALID_ADDRESS"
+
+
+class InvalidChange(ConsentError):
+    """A change the rules refuse: a missing required part or a value outside its enum.
+
+    `field` names the part in the consent API's spelling (`lastConfirmationActivity`,
+    `state`, `lastRevokeActivity.source`), so each door can point at it in its own words.
+    """
+
+    code = "INVALID_CHANGE"
+
+    def __init__(self, message: str, *, field: str, rule: str = "REQUIRED_FIELD") -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+
+
+class ConsentNotFound(ConsentError):
+    code = "NOT_FOUND"
+
+
+class ConsentAlreadyExists(ConsentError):
+    code = "ALREADY_EXISTS"
+
+
+class RevisionMismatch(ConsentError):
+    code = "REVISION_MISMATCH"
+
+
+class StaleLink(ConsentError):
+    """A confirmation link issued before a newer opt-out: confirming it would undo that opt-out."""
+
+    code = "STALE_LINK"
