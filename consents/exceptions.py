@@ -52,3 +52,15 @@ class StaleLink(ConsentError):
     """A confirmation link issued before a newer opt-out: confirming it would undo that opt-out."""
 
     code = "STALE_LINK"
+
+
+class InvalidLink(ConsentError):
+    """A manage-consent token that is malformed, tampered with or for another purpose."""
+
+    code = "INVALID_LINK"
+
+
+class ExpiredLink(InvalidLink):
+    """A confirmation token older than CONFIRMATION_LINK_MAX_AGE."""
+
+    code = "EXPIRED_LINK"
