@@ -8,7 +8,9 @@ returns a `LedgerResult`. A refused call raises a `ConsentError` and changes not
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,7 @@ from django.utils import timezone
 from consents.addresses import normalize_address
 from consents.exceptions import (
     ConsentAlreadyExists,
+    ConsentError,
     ConsentNotFound,
     InvalidChange,
     RevisionMismatch,
@@ -239,6 +242,89 @@ def consent_remove(
     return consent_upsert(type=type, address=address, change=change, context=context)
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    type: str
+    address: str
+    change: ConsentChange
+
+
+@transaction.atomic
+def consent_upsert_batch(
+    *, items: Sequence[BatchItem], context: ChangeContext
+) -> list[LedgerResult | ConsentError]:
+    """Upsert many consents by the rules of `consent_upsert`, in item order, with one read and
+    bulk writes for the whole batch instead of a round of queries per item.
+
+    A refused item (bad address, missing activity…) gets its error in its place and nothing of it
+    is written, so one bad item never fails the others. Each result holds a copy of the consent
+    as it was right after its item (an address may appear more than once)."""
+    outcomes: list[LedgerResult | ConsentError | None] = [None] * len(items)
+    accepted: list[tuple[int, tuple[str, str], ConsentChange]] = []
+    for index, item in enumerate(items):
+        try:
+            item.change.validate(state_required=True)
+            key = (item.type, normalize_address(item.type, item.address))
+        except ConsentError as exc:
+            outcomes[index] = exc
+            continue
+        accepted.append((index, key, item.change))
+
+    keys = {key for _, key, _ in accepted}
+    addresses = {address for _, address in keys}
+    consents = {
+        (consent.type, consent.address): consent
+        for consent in MarketingConsent.objects.select_for_update().filter(address__in=addresses)
+        if (consent.type, consent.address) in keys
+    }
+    now = timezone.now()
+    created: dict[tuple[str, str], MarketingConsent] = {}
+    changed_fields: dict[tuple[str, str], set[str]] = {}
+    events: dict[int, ConsentEvent] = {}
+    for index, key, change in accepted:
+        consent = consents.get(key)
+        if consent is None:
+            consent = consents[key] = created[key] = _new_consent(*key, change, now)
+            kind, previous_state = EventKind.CREATED, ""
+        else:
+            previous_state = consent.state
+            kind, changed = _decide(consent, change, now)
+            if key not in created and changed:
+                changed_fields.setdefault(key, set()).update(changed)
+        events[index] = _event(consent, kind, previous_state, change, context)
+        outcomes[index] = LedgerResult(consent=copy.copy(consent), event=events[index])
+
+    lost = _insert_new_consents(created)
+    if changed_fields:
+        MarketingConsent.objects.bulk_update(
+            [consents[key] for key in changed_fields],
+            fields=sorted(set().union(*changed_fields.values())),
+        )
+    ConsentEvent.objects.bulk_create([events[i] for i, key, _ in accepted if key not in lost])
+    # A concurrent writer created these addresses first: replay their items one by one as
+    # updates of the winner's row, in order.
+    for index, key, change in accepted:
+        if key in lost:
+            outcomes[index] = consent_upsert(
+                type=key[0], address=key[1], change=change, context=context
+            )
+    return outcomes
+
+
+def _insert_new_consents(created: dict[tuple[str, str], MarketingConsent]) -> set[tuple[str, str]]:
+    """Insert new consents, skipping addresses a concurrent writer created meanwhile; return
+    the keys of those skipped."""
+    if not created:
+        return set()
+    MarketingConsent.objects.bulk_create(created.values(), ignore_conflicts=True)
+    inserted = set(
+        MarketingConsent.objects.filter(
+            id__in=[consent.id for consent in created.values()]
+        ).values_list("id", flat=True)
+    )
+    return {key for key, consent in created.items() if consent.id not in inserted}
+
+
 @transaction.atomic
 def consent_delete(*, consent_id: UUID | str, context: ChangeContext) -> LedgerResult:
     """Remove a consent's row. Its events, and a DELETED one, stay as proof."""
@@ -312,6 +398,14 @@ def _locked(**lookup: Any) -> MarketingConsent:
         raise ConsentNotFound("Marketing consent not found.") from exc
 
 
+def _new_consent(type: str, address: str, change: ConsentChange, now: datetime) -> MarketingConsent:
+    consent = MarketingConsent(
+        type=type, address=address, created_date=now, updated_date=now, revision=1
+    )
+    _set_fields(consent, change, now, creating=True)
+    return consent
+
+
 def _lock_or_create(
     type: str, address: str, change: ConsentChange
 ) -> tuple[MarketingConsent, bool]:
@@ -321,11 +415,7 @@ def _lock_or_create(
     consent = lookup.first()
     if consent is not None:
         return consent, False
-    now = timezone.now()
-    consent = MarketingConsent(
-        type=type, address=address, created_date=now, updated_date=now, revision=1
-    )
-    _set_fields(consent, change, now)
+    consent = _new_consent(type, address, change, timezone.now())
     try:
         with transaction.atomic():
             consent.save(force_insert=True)
@@ -344,27 +434,40 @@ def _apply(
     *,
     expected_revision: int | None = None,
 ) -> LedgerResult:
-    """Apply a change to a locked consent: superseded, unchanged or updated."""
+    """Apply a change to a locked consent and save what it changed."""
+    previous_state = consent.state
+    kind, changed = _decide(consent, change, timezone.now(), expected_revision=expected_revision)
+    if changed:
+        consent.save(update_fields=changed)
+    return _result(consent, kind, previous_state, change, context)
+
+
+def _decide(
+    consent: MarketingConsent,
+    change: ConsentChange,
+    now: datetime,
+    *,
+    expected_revision: int | None = None,
+) -> tuple[str, list[str]]:
+    """Apply a change to a consent in memory, by the rules of DESIGN.md §4.
+
+    Returns the event kind and the fields to save (none unless UPDATED)."""
     if expected_revision is not None and expected_revision != consent.revision:
         raise RevisionMismatch(
             f"The consent is at revision {consent.revision}, not {expected_revision}."
         )
-    previous_state = consent.state
     newest = consent.newest_activity_date
     sent_date = change.activity_date()
     if newest is not None and sent_date is not None and sent_date < newest:
-        return _result(consent, EventKind.SUPERSEDED, previous_state, change, context)
-
-    now = timezone.now()
+        return EventKind.SUPERSEDED, []
     before = _snapshot(consent)
-    _set_fields(consent, change, now)
+    _set_fields(consent, change, now, creating=False)
     changed = [name for name, value in before.items() if getattr(consent, name) != value]
     if not changed:
-        return _result(consent, EventKind.UNCHANGED, previous_state, change, context)
+        return EventKind.UNCHANGED, []
     consent.revision += 1
     consent.updated_date = now
-    consent.save(update_fields=[*changed, "revision", "updated_date"])
-    return _result(consent, EventKind.UPDATED, previous_state, change, context)
+    return EventKind.UPDATED, [*changed, "revision", "updated_date"]
 
 
 _TRACKED_FIELDS = (
@@ -384,10 +487,11 @@ def _snapshot(consent: MarketingConsent) -> dict[str, Any]:
     return {name: getattr(consent, name) for name in _TRACKED_FIELDS}
 
 
-def _set_fields(consent: MarketingConsent, change: ConsentChange, now: datetime) -> None:
+def _set_fields(
+    consent: MarketingConsent, change: ConsentChange, now: datetime, *, creating: bool
+) -> None:
     """Copy a change onto a consent (in memory). An activity sent again without a date keeps
     its stored date, so that replaying a request is a no-op."""
-    creating = consent._state.adding
     if change.state is not None:
         keeps_state = (
             not creating
@@ -420,6 +524,19 @@ def _result(
     change: ConsentChange,
     context: ChangeContext,
 ) -> LedgerResult:
+    event = _event(consent, kind, previous_state, change, context)
+    event.save()
+    return LedgerResult(consent=consent, event=event)
+
+
+def _event(
+    consent: MarketingConsent,
+    kind: str,
+    previous_state: str,
+    change: ConsentChange,
+    context: ChangeContext,
+) -> ConsentEvent:
+    """The (unsaved) proof of one ledger call on a consent, as the consent is after it."""
     activity = change.primary_activity()
     activity_fields = {}
     if activity is not None:
@@ -432,7 +549,7 @@ def _result(
             # A superseded activity was not stored: record the date it was sent with.
             "activity_date": activity.updated_date if kind == EventKind.SUPERSEDED else stored_date,
         }
-    event = ConsentEvent.objects.create(
+    return ConsentEvent(
         consent_id=consent.id,
         type=consent.type,
         address=consent.address,
@@ -450,4 +567,3 @@ def _result(
         note=context.note,
         **activity_fields,
     )
-    return LedgerResult(consent=consent, event=event)
