@@ -252,3 +252,27 @@ class ClientApiKey(AbstractAPIKey):
             models.CheckConstraint(condition=_in_choices("scope", ApiScope), name="apikey_scope"),
             models.CheckConstraint(condition=_in_choices("api", ApiName), name="apikey_api"),
         ]
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a write sent with an `Idempotency-Key`, replayed to its retries.
+
+    Unique per API key and idempotency key; a row without a status is a request still running.
+    """
+
+    api_key_id = models.CharField(max_length=150)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField(default=b"", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key_id", "key"], name="idempotency_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code or 'running'})"

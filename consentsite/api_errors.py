@@ -25,6 +25,9 @@ from consents.exceptions import (
 MEMBER = "member"
 CONSENT = "consent"
 
+# Where each API lives, for errors raised before a view is reached (middleware).
+API_PREFIXES = {"/client/": MEMBER, "/marketing-consent/": CONSENT}
+
 # HTTP status → (member API errorCode, consent API applicationError code).
 ERROR_CODES = {
     400: ("INVALID_REQUEST", "INVALID_ARGUMENT"),
@@ -77,6 +80,16 @@ def consent_error_body(status_code: int, message: str, code: str | None = None) 
         "message": message,
         "details": {"applicationError": {"code": code or default, "description": message}},
     }
+
+
+def api_style_for_path(path: str) -> str | None:
+    """The error contract of the API that serves `path`, or None outside the APIs."""
+    return next((style for prefix, style in API_PREFIXES.items() if path.startswith(prefix)), None)
+
+
+def error_body(style: str, status_code: int, message: str, code: str | None = None) -> dict:
+    render = member_error_body if style == MEMBER else consent_error_body
+    return render(status_code, message, code)
 
 
 def consent_validation_body(violations: list[dict[str, str]]) -> dict[str, Any]:
@@ -153,9 +166,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
                 else consent_validation_body(field_violations(exc.detail))
             )
         else:
-            message = first_message(exc.detail)
-            render = member_error_body if style == MEMBER else consent_error_body
-            body = render(status_code, message, code)
+            body = error_body(style, status_code, first_message(exc.detail), code)
         headers = {}
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header

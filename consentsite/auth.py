@@ -26,18 +26,44 @@ def key_from_header(authorization: str) -> str | None:
     return rest.strip() or None
 
 
+def resolve_api_key(request: HttpRequest) -> ClientApiKey | None:
+    """The API key a request carries: None without one, AuthenticationFailed if it is not valid.
+
+    Looked up once per request: the API guard middleware and DRF's authentication both ask."""
+    django_request = getattr(request, "_request", request)
+    if not hasattr(django_request, "_api_key_lookup"):
+        django_request._api_key_lookup = _lookup(django_request)
+    outcome = django_request._api_key_lookup
+    if isinstance(outcome, AuthenticationFailed):
+        raise outcome
+    return outcome
+
+
+def authenticated_api_key(request: HttpRequest) -> ClientApiKey | None:
+    """The valid API key of a request, or None."""
+    try:
+        return resolve_api_key(request)
+    except AuthenticationFailed:
+        return None
+
+
+def _lookup(request: HttpRequest) -> ClientApiKey | AuthenticationFailed | None:
+    key = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
+    if key is None:
+        return None
+    try:
+        api_key = ClientApiKey.objects.get_from_key(key)
+    except ClientApiKey.DoesNotExist:
+        return AuthenticationFailed("The API key is not valid.")
+    if api_key.has_expired:
+        return AuthenticationFailed("The API key has expired.")
+    return api_key
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: HttpRequest) -> tuple[None, ClientApiKey] | None:
-        key = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
-        if key is None:
-            return None
-        try:
-            api_key = ClientApiKey.objects.get_from_key(key)
-        except ClientApiKey.DoesNotExist as exc:
-            raise AuthenticationFailed("The API key is not valid.") from exc
-        if api_key.has_expired:
-            raise AuthenticationFailed("The API key has expired.")
-        return None, api_key
+        api_key = resolve_api_key(request)
+        return None if api_key is None else (None, api_key)
 
     def authenticate_header(self, request: HttpRequest) -> str:
         return KEYWORD

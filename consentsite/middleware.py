@@ -1,13 +1,23 @@
-"""Request id and the one-line-per-request log."""
+"""Request id, the one-line-per-request log, and the guards in front of both APIs."""
 
+import hashlib
 import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+
+from consents.models import IdempotencyRecord
+from consentsite.api_errors import api_style_for_path, error_body
+from consentsite.auth import authenticated_api_key
 
 logger = logging.getLogger("consentsite.request")
 
@@ -45,3 +55,107 @@ class RequestLogMiddleware:
             )
         )
         return response
+
+
+class ApiRequestGuardMiddleware:
+    """Guards in front of both APIs, before any view parses the body.
+
+    - A body over MAX_BODY_BYTES → 413 in the API's error shape.
+    - Writes sent with an `Idempotency-Key`: the first response for (API key, idempotency key) is
+      kept for IDEMPOTENCY_TTL and replayed to retries with the same request (header
+      `Idempotent-Replayed: true`) without running the view again; the same key with another
+      request, or while the first is still running, → 409. Concurrent requests with one key race
+      on a unique row, so only one of them ever runs.
+    """
+
+    WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+    # Per-response headers that a replay must not repeat.
+    UNSTORED_HEADERS = frozenset({"x-request-id", "set-cookie"})
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        style = api_style_for_path(request.path)
+        if style is None:
+            return self.get_response(request)
+        try:
+            too_large = int(request.META.get("CONTENT_LENGTH") or 0) > settings.MAX_BODY_BYTES
+            body = b"" if too_large else request.body
+        except (ValueError, RequestDataTooBig):
+            too_large = True
+        if too_large:
+            message = f"The request body is larger than {settings.MAX_BODY_BYTES} bytes."
+            return JsonResponse(error_body(style, 413, message), status=413)
+
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if request.method not in self.WRITE_METHODS or idempotency_key is None:
+            return self.get_response(request)
+        if not 1 <= len(idempotency_key) <= 255:
+            message = "The Idempotency-Key header must be 1 to 255 characters."
+            return JsonResponse(error_body(style, 400, message), status=400)
+        api_key = authenticated_api_key(request)
+        if api_key is None:
+            return self.get_response(request)  # the view answers 401
+
+        fingerprint = hashlib.sha256(
+            b"\n".join([request.method.encode(), request.get_full_path().encode(), body])
+        ).hexdigest()
+        record, claimed = self._claim(api_key.pk, idempotency_key, fingerprint)
+        if not claimed:
+            return self._answer_retry(style, record, fingerprint)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            record.delete()
+            raise
+        self._keep(record, response)
+        return response
+
+    def _claim(
+        self, api_key_id: str, key: str, fingerprint: str
+    ) -> tuple[IdempotencyRecord | None, bool]:
+        now = timezone.now()
+        lookup = IdempotencyRecord.objects.filter(api_key_id=api_key_id, key=key)
+        lookup.filter(expires_at__lte=now).delete()
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    api_key_id=api_key_id,
+                    key=key,
+                    fingerprint=fingerprint,
+                    expires_at=now + timedelta(seconds=settings.IDEMPOTENCY_TTL),
+                )
+        except IntegrityError:
+            return lookup.first(), False
+        return record, True
+
+    def _answer_retry(
+        self, style: str, record: IdempotencyRecord | None, fingerprint: str
+    ) -> HttpResponse:
+        if record is not None and record.fingerprint != fingerprint:
+            message = "This Idempotency-Key was already used with a different request."
+        elif record is None or record.status_code is None:
+            message = "A request with this Idempotency-Key is still being processed."
+        else:
+            response = HttpResponse(bytes(record.body), status=record.status_code)
+            for name, value in record.headers.items():
+                response[name] = value
+            response["Idempotent-Replayed"] = "true"
+            return response
+        return JsonResponse(error_body(style, 409, message), status=409)
+
+    def _keep(self, record: IdempotencyRecord, response: HttpResponse) -> None:
+        """Keep a response to replay; forget a request that did not get a final answer
+        (authentication, throttling, server errors), so that its retry runs."""
+        if response.status_code in (401, 403, 429) or response.status_code >= 500:
+            record.delete()
+            return
+        record.status_code = response.status_code
+        record.body = response.content
+        record.headers = {
+            name: value
+            for name, value in response.items()
+            if name.lower() not in self.UNSTORED_HEADERS
+        }
+        record.save(update_fields=["status_code", "body", "headers"])

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "consentsite.middleware.RequestLogMiddleware",
+    "consentsite.middleware.ApiRequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -152,6 +153,11 @@ SMS_DEFAULT_SHORTCODE = env.str("SMS_DEFAULT_SHORTCODE", default="32123")
 APP_ID = env.str("APP_ID", default="ES-CB-V1")
 MEMBER_SESSION_TTL = env.int("MEMBER_SESSION_TTL", default=3600)
 CONFIRMATION_LINK_MAX_AGE = env.int("CONFIRMATION_LINK_MAX_AGE", default=30 * 24 * 3600)
+
+# API guards: request size, idempotency, throttling.
+MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
+IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL", default=24 * 3600)
 
 LOGGING = {
     "version": 1,
