@@ -9,9 +9,10 @@ every write.
 from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.throttling import SimpleRateThrottle
 
-from consents.models import ClientApiKey
+from consents.models import ApiName, ApiScope, ClientApiKey
 
 KEYWORD = "Api-Key"
 
@@ -70,7 +71,33 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 
 class HasApiKey(BasePermission):
-    """Allow requests that authenticated with a valid API key."""
+    """Allow requests with a valid API key, within the key's limits: a `read` key only reads
+    (safe methods, and the actions a view lists in `read_actions`, such as a POST query), and a
+    key limited to one API only reaches that API (the view's `api_error_style`)."""
 
     def has_permission(self, request: HttpRequest, view: object) -> bool:
-        return isinstance(request.auth, ClientApiKey)
+        api_key = request.auth
+        if not isinstance(api_key, ClientApiKey):
+            return False
+        api = getattr(view, "api_error_style", None)
+        if api_key.api not in (ApiName.ANY, api):
+            self.message = "This API key may not use this API."
+            return False
+        reading = request.method in SAFE_METHODS or getattr(view, "action", None) in getattr(
+            view, "read_actions", ()
+        )
+        if api_key.scope == ApiScope.READ and not reading:
+            self.message = "This API key may only read."
+            return False
+        return True
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Requests per API key, counted in the shared cache so that every process sees them."""
+
+    scope = "api_key"
+
+    def get_cache_key(self, request: HttpRequest, view: object) -> str | None:
+        if not isinstance(request.auth, ClientApiKey):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}

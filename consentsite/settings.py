@@ -130,6 +130,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "consentsite.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["consentsite.auth.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_KEY_THROTTLE_RATE", default="6000/min")},
     "UNAUTHENTICATED_USER": None,
 }
 

@@ -1,0 +1,117 @@
+"""API key limits: scopes (read / manage), per-API keys, and throttling per key."""
+
+import pytest
+from django.core.cache import cache
+from django.urls import path
+from rest_framework import viewsets
+from rest_framework.response import Response
+
+from consentsite.auth import ApiKeyRateThrottle
+from tests.factories import ClientApiKeyFactory
+
+
+class ConsentThings(viewsets.ViewSet):
+    api_error_style = "consent"
+    read_actions = {"query"}
+
+    def retrieve(self, request, pk=None):
+        return Response({"read": pk})
+
+    def query(self, request):
+        return Response({"queried": True})
+
+    def create(self, request):
+        return Response({"written": True})
+
+
+class MemberThings(ConsentThings):
+    api_error_style = "member"
+
+
+urlpatterns = [
+    path("marketing-consent/v1/things/<str:pk>", ConsentThings.as_view({"get": "retrieve"})),
+    path("marketing-consent/v1/things-query", ConsentThings.as_view({"post": "query"})),
+    path("marketing-consent/v1/things", ConsentThings.as_view({"post": "create"})),
+    path("client/things", MemberThings.as_view({"post": "create"})),
+]
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+
+
+def client_for(client, **key_fields):
+    key = ClientApiKeyFactory(**key_fields)
+    client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {key.clear_key}"
+    return client
+
+
+def test_read_key_reads_and_queries(client):
+    client = client_for(client, scope="read")
+
+    assert client.get("/marketing-consent/v1/things/7").json() == {"read": "7"}
+    assert client.post("/marketing-consent/v1/things-query").json() == {"queried": True}
+
+
+def test_read_key_writing_is_forbidden_in_the_consent_shape(client):
+    client = client_for(client, scope="read")
+
+    response = client.post("/marketing-consent/v1/things")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "message": "This API key may only read.",
+        "details": {
+            "applicationError": {
+                "code": "PERMISSION_DENIED",
+                "description": "This API key may only read.",
+            }
+        },
+    }
+
+
+def test_read_key_writing_is_forbidden_in_the_member_shape(client):
+    client = client_for(client, scope="read")
+
+    response = client.post("/client/things")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "statusCode": 403,
+        "errorCode": "FORBIDDEN",
+        "errorMessage": "This API key may only read.",
+    }
+
+
+def test_key_limited_to_one_api_cannot_use_the_other(client):
+    client = client_for(client, api="member")
+
+    assert client.post("/client/things").json() == {"written": True}
+    response = client.post("/marketing-consent/v1/things")
+    assert response.status_code == 403
+    assert response.json()["message"] == "This API key may not use this API."
+
+
+def test_requests_over_the_rate_get_429_with_retry_after(client, monkeypatch):
+    cache.clear()
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+    client = client_for(client)
+
+    statuses = [client.get("/marketing-consent/v1/things/1").status_code for _ in range(3)]
+    response = client.get("/marketing-consent/v1/things/1")
+
+    assert statuses == [200, 200, 429]
+    assert response.status_code == 429
+    assert 0 < int(response["Retry-After"]) <= 60
+    assert response.json()["details"]["applicationError"]["code"] == "RESOURCE_EXHAUSTED"
+
+
+def test_the_rate_is_counted_per_key(client, monkeypatch):
+    cache.clear()
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "1/min"})
+    first, second = ClientApiKeyFactory(), ClientApiKeyFactory()
+
+    answers = [
+        client.post("/client/things", HTTP_AUTHORIZATION=f"Api-Key {key.clear_key}").status_code
+        for key in (first, second, first)
+    ]
+
+    assert answers == [200, 200, 429]
