@@ -12,7 +12,7 @@ import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -41,6 +41,9 @@ from consents.models import (
 )
 
 STATES_NEEDING_CONFIRMATION = frozenset({ConsentState.PENDING, ConsentState.CONFIRMED})
+# Activity dates later than this past the server's clock are refused: "latest consent wins", so a
+# date far in the future would freeze the consent against every later opt-in or opt-out.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,11 @@ class ConsentChange:
             ]
         if self.revoke is not None:
             checks.append(("lastRevokeActivity.source", self.revoke.source, RevokeSource))
+        self._validate_dates()
+        if self.extended_fields is not None and not isinstance(self.extended_fields, dict):
+            raise InvalidChange(
+                "Extended fields must be an object.", field="extendedFields", rule="FORMAT"
+            )
         for field, value, choices in checks:
             if value is not None and value not in choices.values:
                 raise InvalidChange(
@@ -147,6 +155,26 @@ class ConsentChange:
                 "A revoke activity is required when the state is REVOKED.",
                 field="lastRevokeActivity",
             )
+
+    def _validate_dates(self) -> None:
+        latest_allowed = timezone.now() + MAX_CLOCK_SKEW
+        for field, activity in (
+            ("lastConfirmationActivity", self.confirmation),
+            ("lastRevokeActivity", self.revoke),
+        ):
+            date = activity.updated_date if activity else None
+            if date is None:
+                continue
+            if timezone.is_naive(date):
+                raise InvalidChange(
+                    "The date needs a time zone.", field=f"{field}.updatedDate", rule="FORMAT"
+                )
+            if date > latest_allowed:
+                raise InvalidChange(
+                    "The date is in the future.",
+                    field=f"{field}.updatedDate",
+                    rule="INVALID_VALUE",
+                )
 
     def activity_date(self) -> datetime | None:
         """The date of the activity that justifies this change, if the request gave one."""
