@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -29,6 +29,7 @@ from consents.exceptions import (
     RevisionMismatch,
     StaleLink,
 )
+from consents.ledger_pg import upsert_in_one_statement
 from consents.models import (
     ConfirmationSource,
     ConsentEvent,
@@ -209,7 +210,6 @@ class LedgerResult:
 # --- public write functions --------------------------------------------------------------------
 
 
-@transaction.atomic
 def consent_upsert(
     *,
     type: str,
@@ -221,6 +221,29 @@ def consent_upsert(
     """Create the consent of an address or update it, by the rules of DESIGN.md §4."""
     change.validate(state_required=True)
     address = normalize_address(type, address)
+    if expected_revision is None and connection.vendor == "postgresql":
+        # The hot path: the same rules in one statement (see consents/ledger_pg.py).
+        now = timezone.now()
+        done = upsert_in_one_statement(
+            type=type, address=address, change=change, context=context, now=now, new_id=uuid4()
+        )
+        if done is not None:
+            consent, kind, previous_state, event_id = done
+            event = _event(consent, kind, previous_state, change, context)
+            event.id, event.recorded_at = event_id, now
+            event._state.adding = False
+            return LedgerResult(consent=consent, event=event)
+    return _upsert_with_lock(type, address, change, context, expected_revision)
+
+
+@transaction.atomic
+def _upsert_with_lock(
+    type: str,
+    address: str,
+    change: ConsentChange,
+    context: ChangeContext,
+    expected_revision: int | None,
+) -> LedgerResult:
     consent, created = _lock_or_create(type, address, change)
     if created:
         return _result(consent, EventKind.CREATED, "", change, context)
