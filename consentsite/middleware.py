@@ -18,6 +18,7 @@ from django.utils import timezone
 from consents.models import IdempotencyRecord
 from consentsite.api_errors import api_style_for_path, error_body
 from consentsite.auth import authenticated_api_key
+from members.api.headers import MEMBER_API_PREFIX, set_member_api_headers
 
 logger = logging.getLogger("consentsite.request")
 
@@ -54,6 +55,20 @@ class RequestLogMiddleware:
                 }
             )
         )
+        return response
+
+
+class MemberApiHeadersMiddleware:
+    """The member API's headers on every response under its prefix, including those made before
+    any view (size limit, idempotency)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path.startswith(MEMBER_API_PREFIX):
+            set_member_api_headers(request, response)
         return response
 
 

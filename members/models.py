@@ -1,14 +1,17 @@
 """Members of a loyalty programme and the sessions that clients bind to them."""
 
 import uuid
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from consents.addresses import normalize_email, normalize_phone
 from consents.exceptions import InvalidAddress
+from members.exceptions import CorrelationIdInUse
 
 
 class Channel(models.TextChoices):
@@ -17,6 +20,33 @@ class Channel(models.TextChoices):
     POS = "POS"
     PARTNER = "PARTNER"
     WEBSITE = "WEBSITE"
+
+
+class IdentifierType(models.TextChoices):
+    """How the member API's clients name a member (the `X-Identifier-Type` header)."""
+
+    ACCOUNT_ID = "ACCOUNT_ID"
+    LOYALTY_ID = "LOYALTY_ID"
+    EXTERNAL_ID = "EXTERNAL_ID"
+    EMAIL = "EMAIL"
+    PHONE_NUMBER = "PHONE_NUMBER"
+
+
+class MemberQuerySet(models.QuerySet):
+    def identified_by(self, identifier_type: str, identifier: str) -> "MemberQuerySet":
+        """The members with this identifier. An email or phone is normalised first, as it is
+        stored (raises `InvalidAddress`); an account id that is no UUID names no one."""
+        if identifier_type == IdentifierType.ACCOUNT_ID:
+            try:
+                return self.filter(account_id=uuid.UUID(identifier))
+            except ValueError:
+                return self.none()
+        if identifier_type == IdentifierType.EMAIL:
+            return self.filter(email=normalize_email(identifier))
+        if identifier_type == IdentifierType.PHONE_NUMBER:
+            return self.filter(phone=normalize_phone(identifier))
+        field = {IdentifierType.LOYALTY_ID: "loyalty_id", IdentifierType.EXTERNAL_ID: "external_id"}
+        return self.filter(**{field[identifier_type]: identifier})
 
 
 class Member(models.Model):
@@ -32,6 +62,8 @@ class Member(models.Model):
     last_name = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MemberQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -63,6 +95,42 @@ class Member(models.Model):
 class MemberSessionQuerySet(models.QuerySet):
     def active(self) -> "MemberSessionQuerySet":
         return self.filter(expires_at__gt=timezone.now())
+
+    @transaction.atomic
+    def start(self, *, correlation_id: str, member: Member, channel: str) -> "MemberSession":
+        """Bind a correlation id to a member for `MEMBER_SESSION_TTL` seconds.
+
+        Starting it again for the same member refreshes it (a later expiry). While it is bound to
+        another member it is refused with `CorrelationIdInUse`; once that binding has expired the
+        id is free and starts a new session.
+        Two clients starting the same id at once meet at the unique constraint: the loser goes on
+        with the winner's row, as if it had come second.
+        """
+        now = timezone.now()
+        expires_at = now + timedelta(seconds=settings.MEMBER_SESSION_TTL)
+        session = self.select_for_update().filter(correlation_id=correlation_id).first()
+        if session is None:
+            try:
+                with transaction.atomic():
+                    return self.create(
+                        correlation_id=correlation_id,
+                        member=member,
+                        channel=channel,
+                        created_at=now,
+                        expires_at=expires_at,
+                    )
+            except IntegrityError:
+                session = self.select_for_update().get(correlation_id=correlation_id)
+        expired = session.expires_at <= now
+        if session.member_id != member.pk and not expired:
+            raise CorrelationIdInUse(correlation_id)
+        if expired:
+            session.created_at = now  # a new session, not a refresh
+        session.member = member
+        session.channel = channel
+        session.expires_at = expires_at
+        session.save(update_fields=["member", "channel", "created_at", "expires_at"])
+        return session
 
 
 class MemberSession(models.Model):

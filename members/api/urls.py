@@ -1,0 +1,30 @@
+"""Routes of the member API, spelled exactly as the contract's (no trailing slashes)."""
+
+from django.urls import path, re_path
+
+from members.api.views import (
+    MarketingPreferencesViewSet,
+    MarketingSubscriptionViewSet,
+    MemberSessionViewSet,
+    UnknownEndpointView,
+)
+
+urlpatterns = [
+    path(
+        "client/users/<str:identifier>/sessions",
+        MemberSessionViewSet.as_view({"post": "create"}),
+        name="member-sessions",
+    ),
+    path(
+        "client/users/<str:correlation_id>/profile/marketing-subscription",
+        MarketingSubscriptionViewSet.as_view({"put": "update"}),
+        name="member-marketing-subscription",
+    ),
+    path(
+        "client/users/<str:correlation_id>/profile/marketing-preferences",
+        MarketingPreferencesViewSet.as_view({"get": "retrieve"}),
+        name="member-marketing-preferences",
+    ),
+    # Last: any other URL under /client/ answers 404 in the member envelope, not Django's page.
+    re_path(r"^client(?:/.*)?$", UnknownEndpointView.as_view(), name="member-unknown-endpoint"),
+]

@@ -1,0 +1,188 @@
+"""The member API (DESIGN.md §5): sessions and a member's marketing preferences.
+
+Every response of this API, errors included, carries the source API's headers
+(`members/api/headers.py`) and, for errors, its envelope `{"statusCode", "errorCode",
+"errorMessage"}` (rendered by the one exception handler). The order of the checks is the
+contract's: API key (DRF authentication), session (`get_object`, first thing in an action), then
+the body, parsed here and validated by the serializers.
+"""
+
+import dataclasses
+import json
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils.http import parse_header_parameters
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.exceptions import AuthenticationFailed, NotFound, ParseError
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from consents.ledger import ChangeContext
+from consents.models import Door
+from consentsite.api_errors import MEMBER, ApiError
+from members.api import schema
+from members.api.serializers import (
+    SESSION_CONFLICT,
+    SESSION_INVALID,
+    SUBSCRIPTION_UPDATED,
+    MarketingPreferencesSerializer,
+    MarketingSubscriptionSerializer,
+    MemberIdentifierSerializer,
+    MessageSerializer,
+    SessionSerializer,
+    SessionStartSerializer,
+    is_correlation_id,
+)
+from members.exceptions import CorrelationIdInUse
+from members.models import IdentifierType, MemberSession
+from members.preferences import marketing_preferences, set_marketing_preferences
+
+
+class JsonOnlyNegotiation(DefaultContentNegotiation):
+    """Answer JSON whatever the `Accept` header asks for: the contract has no other format, and
+    a client's `Accept: text/html` must not turn its answer into a 406 outside the contract."""
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return renderers[0], renderers[0].media_type
+
+
+def is_json_media_type(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON.")
+
+
+class MemberApiMixin:
+    """What every view of the member API shares: its error envelope and its lenient reading of
+    a JSON body. (Its headers are set by MemberApiHeadersMiddleware, for every response.)"""
+
+    api_error_style = MEMBER
+    content_negotiation_class = JsonOnlyNegotiation
+    # No OPTIONS self-description: it would answer in DRF's own shape (405 instead).
+    metadata_class = None
+
+    @property
+    def allowed_methods(self) -> list[str]:
+        """The `Allow` header of a 405: the route's methods, without the refused OPTIONS."""
+        return [method for method in super().allowed_methods if method != "OPTIONS"]
+
+    def json_body(self) -> Any:
+        """The request body as a JSON value, or a 400 in the member envelope.
+
+        An empty body is an empty object, and a body sent without a content type is read as
+        JSON (rather than told that its preferences are missing). The value may be any JSON
+        value: whether it is an object is the serializer's first check, so that every fault is
+        reported in the contract's order.
+        """
+        request = self.request
+        raw = request.body  # its size was checked before any view (MAX_BODY_BYTES)
+        if not raw.strip():
+            return {}
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise ApiError(415, f"Content-Encoding {encoding!r} is not supported.")
+        media_type, _ = parse_header_parameters(request.content_type or "")
+        if media_type and not is_json_media_type(media_type):
+            raise ParseError("Content-Type must be application/json.")
+        try:
+            return json.loads(raw, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            raise ParseError("Request body is not valid JSON.") from exc
+
+
+class SessionBoundViewSet(MemberApiMixin, viewsets.GenericViewSet):
+    """An endpoint of `/client/users/<correlation_id>/…`: its object is the member's session."""
+
+    lookup_field = "correlation_id"
+
+    def get_queryset(self) -> QuerySet[MemberSession]:
+        return MemberSession.objects.active().select_related("member")
+
+    def get_object(self) -> MemberSession:
+        """The active session of the path's correlation id; anything else is a 401."""
+        correlation_id = self.kwargs[self.lookup_field]
+        if is_correlation_id(correlation_id):
+            try:
+                return self.get_queryset().get(correlation_id=correlation_id)
+            except MemberSession.DoesNotExist:
+                pass
+        raise AuthenticationFailed(SESSION_INVALID)
+
+
+class MemberSessionViewSet(MemberApiMixin, viewsets.ViewSet):
+    @extend_schema(**schema.START_SESSION)
+    def create(self, request: Request, identifier: str) -> Response:
+        """Bind a client-chosen correlation id to a member."""
+        body = SessionStartSerializer(data=self.json_body())
+        body.is_valid(raise_exception=True)
+        lookup = MemberIdentifierSerializer(
+            data={
+                "identifierType": request.headers.get(
+                    "X-Identifier-Type", IdentifierType.ACCOUNT_ID
+                ),
+                "identifier": identifier,
+            }
+        )
+        lookup.is_valid(raise_exception=True)
+        try:
+            session = MemberSession.objects.start(
+                correlation_id=body.validated_data["correlationId"],
+                member=lookup.validated_data["member"],
+                channel=body.validated_data["channel"],
+            )
+        except CorrelationIdInUse as exc:
+            raise ApiError(409, SESSION_CONFLICT) from exc
+        return Response(SessionSerializer(session).data)
+
+
+class MarketingSubscriptionViewSet(SessionBoundViewSet):
+    @extend_schema(**schema.UPDATE_SUBSCRIPTION)
+    def update(self, request: Request, correlation_id: str) -> Response:
+        """Set the member's email (LOYALTY) and/or SMS (default shortcode) preference."""
+        session = self.get_object()
+        member = session.member
+        body = MarketingSubscriptionSerializer(data=self.json_body(), context={"member": member})
+        body.is_valid(raise_exception=True)
+        context = ChangeContext.from_request(
+            request, door=Door.MEMBER_API, actor=str(member.account_id)
+        )
+        set_marketing_preferences(
+            member=member,
+            preferences=body.validated_data,
+            session_channel=session.channel,
+            context=dataclasses.replace(
+                context,
+                note=f"API key {request.auth.name}, correlation id {session.correlation_id}",
+            ),
+        )
+        return Response(MessageSerializer({"message": SUBSCRIPTION_UPDATED}).data)
+
+
+class MarketingPreferencesViewSet(SessionBoundViewSet):
+    @extend_schema(**schema.GET_PREFERENCES)
+    def retrieve(self, request: Request, correlation_id: str) -> Response:
+        """The member's email and SMS preferences as the ledger holds them."""
+        member = self.get_object().member
+        return Response(MarketingPreferencesSerializer(marketing_preferences(member)).data)
+
+
+class UnknownEndpointView(MemberApiMixin, APIView):
+    """Any other URL under `/client/`: a 404 in the member envelope, whatever the method."""
+
+    authentication_classes = []
+    permission_classes = []
+    schema = None
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise NotFound("No such endpoint.")

@@ -1,0 +1,196 @@
+"""A member's marketing preferences: the member API's door onto the consent ledger.
+
+The source API knows two preferences per member: for `email` the `LOYALTY` topic, for `sms` the
+default shortcode. Consent belongs to the address (DESIGN.md §2), so each preference is the consent
+of the member's email address or phone number, written and read through the ledger like every other
+door's.
+"""
+
+import operator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import reduce
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+
+from consents.addresses import normalize_address
+from consents.exceptions import InvalidAddress
+from consents.ledger import (
+    ChangeContext,
+    ConfirmationActivity,
+    ConsentChange,
+    LedgerResult,
+    RevokeActivity,
+    consent_upsert,
+)
+from consents.models import (
+    ConfirmationSource,
+    ConsentEvent,
+    ConsentState,
+    ConsentType,
+    Door,
+    EventKind,
+    MarketingConsent,
+    OptInLevel,
+    RevokeSource,
+)
+from members.models import Member
+
+OPT_IN = "OPT_IN"
+OPT_OUT = "OPT_OUT"
+EMAIL_TOPIC = "LOYALTY"
+
+STATUS_BY_STATE = {
+    ConsentState.CONFIRMED: "OPTED_IN",
+    ConsentState.REVOKED: "OPTED_OUT",
+    ConsentState.PENDING: "PENDING",
+}
+NOT_SET = "NOT_SET"
+
+# Which side of the business made the last status update, in the source API's words.
+SOURCE_BY_DOOR = {
+    Door.MEMBER_API: "CUX",
+    Door.ADMIN: "CONSOLE",
+    Door.COMMAND: "CONSOLE",
+    Door.CONSENT_API: "ESP",
+    Door.LINK: "ESP",
+}
+
+
+@dataclass(frozen=True)
+class MemberChannel:
+    """One communication channel of the member API and the consent behind it."""
+
+    name: str  # the request's key: `email`, `sms`
+    label: str  # the preferences' key and the messages' word: `EMAIL`, `SMS`
+    consent_type: str
+    member_field: str
+
+    @property
+    def topic(self) -> str:
+        """The topic's key in the preferences: `LOYALTY`, or the default SMS shortcode."""
+        if self.consent_type == ConsentType.EMAIL:
+            return EMAIL_TOPIC
+        return settings.SMS_DEFAULT_SHORTCODE
+
+    @property
+    def topic_description(self) -> str:
+        if self.consent_type == ConsentType.EMAIL:
+            return self.topic
+        return f"shortcode {self.topic}"
+
+    def address(self, member: Member) -> str:
+        """The member's normalised address on this channel, "" when it has none. Raises
+        `InvalidAddress` for a stored value that is no address at all."""
+        raw = getattr(member, self.member_field)
+        return normalize_address(self.consent_type, raw) if raw else ""
+
+    def change(self, preference: str, *, session_channel: str) -> ConsentChange:
+        """The ledger change for a preference (DESIGN.md §4.6). The description is the same for
+        every request of this topic and session channel, so a repeated request is a no-op."""
+        description = (
+            f"Member {self.label} preference {self.topic_description} set through the member API "
+            f"(channel {session_channel})."
+        )
+        if preference == OPT_IN:
+            return ConsentChange(
+                state=ConsentState.CONFIRMED,
+                confirmation=ConfirmationActivity(
+                    source=ConfirmationSource.FORM,
+                    description=description,
+                    opt_in_level=OptInLevel.SINGLE_CONFIRMATION,
+                ),
+            )
+        return ConsentChange(
+            state=ConsentState.REVOKED,
+            revoke=RevokeActivity(source=RevokeSource.FORM, description=description),
+        )
+
+
+EMAIL = MemberChannel("email", "EMAIL", ConsentType.EMAIL, "email")
+SMS = MemberChannel("sms", "SMS", ConsentType.PHONE, "phone")
+CHANNELS = (EMAIL, SMS)
+
+
+def set_marketing_preferences(
+    *,
+    member: Member,
+    preferences: dict[str, str],
+    session_channel: str,
+    context: ChangeContext,
+) -> list[LedgerResult]:
+    """Write the preferences sent (`{"email": "OPT_IN", "sms": "OPT_OUT"}`, either optional)
+    to the consents of the member's addresses: all of them or, on any error, none."""
+    with transaction.atomic():
+        return [
+            consent_upsert(
+                type=channel.consent_type,
+                address=channel.address(member),
+                change=channel.change(preferences[channel.name], session_channel=session_channel),
+                context=context,
+            )
+            for channel in CHANNELS
+            if channel.name in preferences
+        ]
+
+
+@dataclass(frozen=True)
+class TopicStatus:
+    status: str
+    last_status_update_dt: datetime | None = None
+    last_status_update_source: str | None = None
+
+
+def marketing_preferences(member: Member) -> dict[str, dict[str, TopicStatus]]:
+    """The status of each of the member's topics, read from the ledger in one query:
+    `{"EMAIL": {"LOYALTY": TopicStatus}, "SMS": {"<shortcode>": TopicStatus}}`."""
+    lookups = []
+    for channel in CHANNELS:
+        try:
+            address = channel.address(member)
+        except InvalidAddress:
+            continue  # no consent can be stored under a value that is no address
+        if address:
+            lookups.append(Q(type=channel.consent_type, address=address))
+    consents = {}
+    if lookups:
+        consents = {
+            consent.type: consent
+            for consent in _with_last_status_update(
+                MarketingConsent.objects.filter(reduce(operator.or_, lookups))
+            )
+        }
+    return {
+        channel.label: {channel.topic: _topic_status(consents.get(channel.consent_type))}
+        for channel in CHANNELS
+    }
+
+
+def _with_last_status_update(consents: QuerySet[MarketingConsent]) -> QuerySet[MarketingConsent]:
+    """Annotate each consent with the time and door of the last write that set its state:
+    replays (UNCHANGED), refused old writes (SUPERSEDED) and writes that left the state alone
+    (only extended fields) did not update the status, whatever door they came through."""
+    last_update = (
+        ConsentEvent.objects.filter(
+            consent=OuterRef("pk"), kind__in=[EventKind.CREATED, EventKind.UPDATED]
+        )
+        .exclude(requested_state="")
+        .order_by("-recorded_at", "-id")
+    )
+    return consents.annotate(
+        last_status_update_at=Subquery(last_update.values("recorded_at")[:1]),
+        last_status_update_door=Subquery(last_update.values("door")[:1]),
+    )
+
+
+def _topic_status(consent: MarketingConsent | None) -> TopicStatus:
+    status = STATUS_BY_STATE.get(consent.state, NOT_SET) if consent else NOT_SET
+    if status == NOT_SET:
+        return TopicStatus(NOT_SET)
+    return TopicStatus(
+        status=status,
+        last_status_update_dt=consent.last_status_update_at or consent.updated_date,
+        last_status_update_source=SOURCE_BY_DOOR.get(consent.last_status_update_door),
+    )

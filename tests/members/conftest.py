@@ -1,0 +1,22 @@
+import pytest
+from rest_framework.test import APIClient
+
+from members.models import Member, MemberSession
+from tests.factories import MemberFactory, MemberSessionFactory
+
+
+@pytest.fixture
+def member(db) -> Member:
+    return MemberFactory(email="ada@example.com", phone="+14155550123", loyalty_id="LOY-ADA")
+
+
+@pytest.fixture
+def session(member: Member) -> MemberSession:
+    """An active WEBSITE session of `member`, correlation id `corr-ada`."""
+    return MemberSessionFactory(correlation_id="corr-ada", member=member)
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    """A client without an API key."""
+    return APIClient()
