@@ -87,6 +87,19 @@ def test_member_api_conflict_uses_the_member_envelope(api_client):
         "errorCode": "CONFLICT",
         "errorMessage": "This Idempotency-Key was already used with a different request.",
     }
+    assert response["MCK-APPID"] == "ES-CB-V1"
+    assert response["MCK_CORRELATIONID"] == "abc"
+    assert response["Cache-Control"] == "no-cache, no-store, must-revalidate"
+
+
+def test_member_api_replay_gets_fresh_member_headers(api_client):
+    first = post(api_client, MEMBER_URL, {"email": "a@example.com"}, HTTP_IDEMPOTENCY_KEY="k1")
+    retry = post(api_client, MEMBER_URL, {"email": "a@example.com"}, HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
+    assert retry["MCK-MSGID"] != first["MCK-MSGID"]
+    assert retry["MCK_CORRELATIONID"] == "abc"
 
 
 def test_key_still_running_is_a_conflict(api_client, api_key):
