@@ -40,6 +40,12 @@ def resolve_api_key(request: HttpRequest) -> ClientApiKey | None:
     return outcome
 
 
+def looked_up_api_key(request: HttpRequest) -> ClientApiKey | None:
+    """The valid API key of a request if it was already looked up (no query), else None."""
+    outcome = getattr(request, "_api_key_lookup", None)
+    return outcome if isinstance(outcome, ClientApiKey) else None
+
+
 def authenticated_api_key(request: HttpRequest) -> ClientApiKey | None:
     """The valid API key of a request, or None."""
     try:

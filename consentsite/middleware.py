@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from consents.models import IdempotencyRecord
 from consentsite.api_errors import api_style_for_path, error_body
-from consentsite.auth import authenticated_api_key
+from consentsite.auth import authenticated_api_key, looked_up_api_key
+from consentsite.routing import resolver_match_of
 from members.api.headers import MEMBER_API_PREFIX, set_member_api_headers
 
 logger = logging.getLogger("consentsite.request")
@@ -39,19 +40,16 @@ class RequestLogMiddleware:
         request.request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
-        match = request.resolver_match
-        # DRF responses carry their request, whose `auth` is the API key that made it.
-        drf_request = getattr(response, "renderer_context", {}).get("request")
-        key_name = getattr(getattr(drf_request, "auth", None), "name", None)
+        api_key = looked_up_api_key(request)
         logger.info(
             json.dumps(
                 {
                     "method": request.method,
-                    "route": match.route if match else None,
+                    "route": match.route if (match := resolver_match_of(request)) else None,
                     "status": response.status_code,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "request_id": request.request_id,
-                    "key": key_name,
+                    "key": api_key.name if api_key else None,
                 }
             )
         )

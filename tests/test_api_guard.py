@@ -241,3 +241,15 @@ def test_same_key_sent_in_parallel_runs_once(api_key):
     assert len(statuses) == threads_count
     assert set(statuses) <= {200, 409}
     assert ConsentEvent.objects.count() == 1
+
+
+def test_request_log_names_route_and_key_of_a_guard_answer_without_the_address(api_client, caplog):
+    post(api_client, MEMBER_URL, {"email": "a@example.com"}, HTTP_IDEMPOTENCY_KEY="k1")
+    caplog.clear()
+
+    post(api_client, MEMBER_URL, {"email": "b@example.com"}, HTTP_IDEMPOTENCY_KEY="k1")
+
+    [line] = [json.loads(r.message) for r in caplog.records if r.name == "consentsite.request"]
+    assert line["route"] == "client/users/<str:correlation_id>/test-write"
+    assert (line["method"], line["status"], line["key"]) == ("POST", 409, "crm-sync")
+    assert "example.com" not in caplog.text

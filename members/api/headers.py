@@ -4,9 +4,9 @@ import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.urls import Resolver404, resolve
 from django.utils import timezone
 
+from consentsite.routing import resolver_match_of
 from members.api.serializers import is_correlation_id, iso_utc
 
 MEMBER_API_PREFIX = "/client/"
@@ -43,11 +43,5 @@ def echoed_correlation_id(request: HttpRequest) -> str:
 
 
 def _path_correlation_id(request: HttpRequest) -> str:
-    # Responses made before any view (size limit, idempotency) have no resolver match yet.
-    match = request.resolver_match
-    if match is None:
-        try:
-            match = resolve(request.path_info)
-        except Resolver404:
-            return ""
-    return match.kwargs.get("correlation_id", "")
+    match = resolver_match_of(request)
+    return match.kwargs.get("correlation_id", "") if match else ""
