@@ -2,11 +2,12 @@
 
 from django.urls import path, re_path
 
+from consentsite.api_errors import MEMBER
+from consentsite.apiviews import UnknownEndpointView
 from members.api.views import (
     MarketingPreferencesViewSet,
     MarketingSubscriptionViewSet,
     MemberSessionViewSet,
-    UnknownEndpointView,
 )
 
 urlpatterns = [
@@ -26,5 +27,9 @@ urlpatterns = [
         name="member-marketing-preferences",
     ),
     # Last: any other URL under /client/ answers 404 in the member envelope, not Django's page.
-    re_path(r"^client(?:/.*)?$", UnknownEndpointView.as_view(), name="member-unknown-endpoint"),
+    re_path(
+        r"^client(?:/.*)?$",
+        UnknownEndpointView.as_view(api_error_style=MEMBER),
+        name="member-unknown-endpoint",
+    ),
 ]

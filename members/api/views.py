@@ -15,16 +15,14 @@ from django.db.models import QuerySet
 from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
-from rest_framework.exceptions import AuthenticationFailed, NotFound, ParseError
-from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.renderers import BaseRenderer
+from rest_framework.exceptions import AuthenticationFailed, ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from consents.ledger import ChangeContext
 from consents.models import Door
 from consentsite.api_errors import MEMBER, ApiError
+from consentsite.apiviews import ContractApiMixin
 from members.api import schema
 from members.api.serializers import (
     SESSION_CONFLICT,
@@ -43,16 +41,6 @@ from members.models import IdentifierType, MemberSession
 from members.preferences import marketing_preferences, set_marketing_preferences
 
 
-class JsonOnlyNegotiation(DefaultContentNegotiation):
-    """Answer JSON whatever the `Accept` header asks for: the contract has no other format, and
-    a client's `Accept: text/html` must not turn its answer into a 406 outside the contract."""
-
-    def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
-    ) -> tuple[BaseRenderer, str]:
-        return renderers[0], renderers[0].media_type
-
-
 def is_json_media_type(media_type: str) -> bool:
     return media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
@@ -63,19 +51,11 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON.")
 
 
-class MemberApiMixin:
+class MemberApiMixin(ContractApiMixin):
     """What every view of the member API shares: its error envelope and its lenient reading of
     a JSON body. (Its headers are set by MemberApiHeadersMiddleware, for every response.)"""
 
     api_error_style = MEMBER
-    content_negotiation_class = JsonOnlyNegotiation
-    # No OPTIONS self-description: it would answer in DRF's own shape (405 instead).
-    metadata_class = None
-
-    @property
-    def allowed_methods(self) -> list[str]:
-        """The `Allow` header of a 405: the route's methods, without the refused OPTIONS."""
-        return [method for method in super().allowed_methods if method != "OPTIONS"]
 
     def json_body(self) -> Any:
         """The request body as a JSON value, or a 400 in the member envelope.
@@ -175,14 +155,3 @@ class MarketingPreferencesViewSet(SessionBoundViewSet):
         """The member's email and SMS preferences as the ledger holds them."""
         member = self.get_object().member
         return Response(MarketingPreferencesSerializer(marketing_preferences(member)).data)
-
-
-class UnknownEndpointView(MemberApiMixin, APIView):
-    """Any other URL under `/client/`: a 404 in the member envelope, whatever the method."""
-
-    authentication_classes = []
-    permission_classes = []
-    schema = None
-
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        raise NotFound("No such endpoint.")
