@@ -148,6 +148,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ConsentStateEnum": "consents.models.ConsentState",
+        "ConsentTypeEnum": "consents.models.ConsentType",
+        "LinkTypeEnum": ["CONFIRMATION", "REVOKE_CONFIRMATION"],
+    },
 }
 
 # Domain settings.

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import consentsite.openapi  # noqa: F401 - registers the schema's API-key scheme
+from consents import views as consent_pages
 from consentsite.views import healthz
 
 urlpatterns = [
@@ -11,4 +12,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("members.api.urls")),
+    path("", include("consents.api.urls")),
+    path("_manage-consent/subscribe", consent_pages.subscribe, name="manage-consent-subscribe"),
+    path(
+        "_manage-consent/unsubscribe", consent_pages.unsubscribe, name="manage-consent-unsubscribe"
+    ),
 ]

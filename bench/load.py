@@ -1,0 +1,302 @@
+"""Load benchmark: the service under gunicorn on PostgreSQL, loaded with wrk, against a raw floor.
+
+    python bench/load.py [--duration 10] [--connections 4,16,64] [--workers 3]
+
+It creates a fresh PostgreSQL database, starts gunicorn on it, and for each scenario and
+concurrency runs wrk for a fixed time, printing requests/s, p50 and p99 latency and errors:
+  upsert   POST /marketing-consent/v1/marketing-consent/upsert, a new address per request
+  put      PUT  /client/users/<correlation id>/profile/marketing-subscription, alternating
+  get-by   GET  /marketing-consent/v1/marketing-consent/get-by over stored consents
+Then it measures the floor: the same SQL work done directly with psycopg by as many threads, and
+prints service ÷ floor. wrk comes from Debian's packages and is installed if missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SESSIONS = 200
+STORED_CONSENTS = 1000
+
+UPSERT_LUA = """
+local n = 0
+function setup(thread) thread:set("tid", tostring(math.random(1, 1e9))) end
+function request()
+  n = n + 1
+  local body = string.format('{"details":{"type":"EMAIL","email":"load-%s-%d@example.com"},'
+    .. '"state":"CONFIRMED","lastConfirmationActivity":{"source":"FORM",'
+    .. '"optInLevel":"SINGLE_CONFIRMATION"}}', tid, n)
+  return wrk.format("POST", "/marketing-consent/v1/marketing-consent/upsert", nil, body)
+end
+"""
+
+PUT_LUA = """
+local n = 0
+function request()
+  n = n + 1
+  local pref = (math.floor(n / %(sessions)d) %% 2 == 0) and "OPT_IN" or "OPT_OUT"
+  local path = string.format("/client/users/load-%%d/profile/marketing-subscription",
+    math.random(0, %(sessions)d - 1))
+  return wrk.format("PUT", path, nil, '{"email":{"preference":"' .. pref .. '"}}')
+end
+"""
+
+GET_BY_LUA = """
+function request()
+  local path = string.format(
+    "/marketing-consent/v1/marketing-consent/get-by?type=EMAIL&email=stored-%%d@example.com",
+    math.random(0, %(consents)d - 1))
+  return wrk.format("GET", path)
+end
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run")
+    parser.add_argument("--connections", default="4,16,64")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--database", default="consentsite_load")
+    parser.add_argument("--cache-url", default="", help="CACHE_URL for the service")
+    parser.add_argument("--scenarios", default="upsert,put,get-by")
+    args = parser.parse_args()
+    connections = [int(c) for c in args.connections.split(",")]
+
+    ensure_wrk()
+    admin_url = "postgres://postgres@127.0.0.1:5432/postgres"
+    database_url = f"postgres://postgres@127.0.0.1:5432/{args.database}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{args.database}"')
+        admin.execute(f'CREATE DATABASE "{args.database}"')
+
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": database_url,
+        "API_KEY_THROTTLE_RATE": "100000000/min",
+        "LOG_LEVEL": "WARNING",
+    }
+    if args.cache_url:
+        env["CACHE_URL"] = args.cache_url
+    manage = [PYTHON, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=ROOT)
+    subprocess.run([*manage, "createcachetable"], env=env, check=True, cwd=ROOT)
+    key = (
+        subprocess.run(
+            [*manage, "create_api_key", "load-test", "-v0"],
+            env=env,
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    subprocess.run([*manage, "shell", "-c", seed_script()], env=env, check=True, cwd=ROOT)
+
+    server = subprocess.Popen(
+        [
+            PYTHON, "-m", "gunicorn", "consentsite.wsgi",
+            "--workers", str(args.workers),
+            "--bind", f"127.0.0.1:{args.port}",
+            "--log-level", "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{args.port}/healthz")
+        scenarios = {
+            "upsert": UPSERT_LUA,
+            "put": PUT_LUA % {"sessions": SESSIONS},
+            "get-by": GET_BY_LUA % {"consents": STORED_CONSENTS},
+        }
+        print(f"{'scenario':<8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'errors':>7} {'floor/s':>9} {'ratio':>6}")  # fmt: skip
+        for name in args.scenarios.split(","):
+            lua = scenarios[name]
+            for conns in connections:
+                result = run_wrk(lua, key, args.port, conns, args.duration)
+                floor = raw_floor(name, database_url, conns, args.duration)
+                print(
+                    f"{name:<8} {conns:>5} {result['rps']:>9.0f} {result['p50']:>8.1f} "
+                    f"{result['p99']:>8.1f} {result['errors']:>7} {floor:>9.0f} "
+                    f"{result['rps'] / floor:>6.2f}",
+                    flush=True,
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    print("wrk is missing: installing it from Debian's packages.", file=sys.stderr)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+
+
+def seed_script() -> str:
+    return textwrap.dedent(f"""
+        from datetime import timedelta
+        from django.utils import timezone
+        from consents.ledger import BatchItem, ChangeContext, ConfirmationActivity, ConsentChange
+        from consents.ledger import consent_upsert_batch
+        from members.models import Member, MemberSession
+        for n in range({SESSIONS}):
+            member = Member.objects.create(email=f"member-{{n}}@example.com")
+            MemberSession.objects.create(
+                correlation_id=f"load-{{n}}", member=member, channel="WEBSITE",
+                expires_at=timezone.now() + timedelta(days=1))
+        change = ConsentChange(state="CONFIRMED", confirmation=ConfirmationActivity(source="FORM"))
+        addresses = [f"stored-{{n}}@example.com" for n in range({STORED_CONSENTS})]
+        addresses += [f"member-{{n}}@example.com" for n in range({SESSIONS})]
+        consent_upsert_batch(
+            items=[BatchItem("EMAIL", address, change) for address in addresses],
+            context=ChangeContext(door="COMMAND", actor="bench"))
+    """)
+
+
+def wait_for(url: str) -> None:
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"The service did not start at {url}.")
+
+
+def run_wrk(lua: str, key: str, port: int, connections: int, duration: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua)
+    threads = min(connections, 2)
+    output = subprocess.run(
+        [
+            "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
+            "-s", script.name,
+            "-H", f"Authorization: Api-Key {key}",
+            "-H", "Content-Type: application/json",
+            f"http://127.0.0.1:{port}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout  # fmt: skip
+    os.unlink(script.name)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": latency_ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),
+        "p99": latency_ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),
+        "errors": errors,
+    }
+
+
+def latency_ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+# The floor: the SQL each scenario needs at the least, straight through psycopg.
+FLOOR_SQL = {
+    "upsert": [
+        """INSERT INTO consents_marketingconsent (id, type, address, state, revision,
+               confirmation_source, confirmation_description, confirmation_date,
+               confirmation_opt_in_level, revoke_source, revoke_description, extended_fields,
+               created_date, updated_date)
+           VALUES (%(id)s, 'EMAIL', %(address)s, 'CONFIRMED', 1, 'FORM', '', now(),
+               'SINGLE_CONFIRMATION', '', '', '{}', now(), now())
+           ON CONFLICT (type, address) DO UPDATE SET revision = consents_marketingconsent.revision
+           RETURNING id""",
+        """INSERT INTO consents_consentevent (consent_id, type, address, kind, revision,
+               previous_state, state, requested_state, activity_source, activity_description,
+               activity_opt_in_level, activity_date, request, door, actor, request_id,
+               user_agent, note, recorded_at)
+           VALUES (%(id)s, 'EMAIL', %(address)s, 'CREATED', 1, '', 'CONFIRMED', 'CONFIRMED',
+               'FORM', '', 'SINGLE_CONFIRMATION', now(), '{}', 'CONSENT_API', 'load', '', '', '',
+               now())""",
+    ],
+    "put": [
+        """SELECT m.email FROM members_membersession s JOIN members_member m ON m.id = s.member_id
+           WHERE s.correlation_id = %(correlation_id)s AND s.expires_at > now()""",
+        """UPDATE consents_marketingconsent SET state = 'CONFIRMED', revision = revision + 1
+           WHERE type = 'EMAIL' AND address = %(member_email)s RETURNING id""",
+        """INSERT INTO consents_consentevent (consent_id, type, address, kind, revision,
+               previous_state, state, requested_state, activity_source, activity_description,
+               activity_opt_in_level, request, door, actor, request_id, user_agent, note,
+               recorded_at)
+           VALUES (%(id)s, 'EMAIL', %(member_email)s, 'UPDATED', 2, 'CONFIRMED', 'CONFIRMED',
+               'CONFIRMED', 'FORM', '', 'SINGLE_CONFIRMATION', '{}', 'MEMBER_API', 'load', '', '',
+               '', now())""",
+    ],
+    "get-by": [
+        """SELECT * FROM consents_marketingconsent WHERE type = 'EMAIL' AND address = %(stored)s""",
+    ],
+}
+
+
+def raw_floor(scenario: str, database_url: str, connections: int, duration: int) -> float:
+    """Operations per second of the scenario's SQL done by `connections` threads directly."""
+    counts = [0] * connections
+    deadline = time.monotonic() + duration
+
+    def worker(index: int) -> None:
+        with psycopg.connect(database_url) as conn:
+            while time.monotonic() < deadline:
+                n = random.randrange(SESSIONS)
+                params = {
+                    "id": uuid.uuid4(),
+                    "address": f"floor-{uuid.uuid4().hex}@example.com",
+                    "correlation_id": f"load-{n}",
+                    "member_email": f"member-{n}@example.com",
+                    "stored": f"stored-{random.randrange(STORED_CONSENTS)}@example.com",
+                }
+                with conn.transaction():
+                    for sql in FLOOR_SQL[scenario]:
+                        cursor = conn.execute(sql, params)
+                        rows = cursor.fetchall() if cursor.description else []
+                        if rows and "RETURNING" in sql:
+                            params["id"] = rows[0][0]
+                counts[index] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / duration
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

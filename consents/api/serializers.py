@@ -1,0 +1,427 @@
+"""The consent API's bodies (DESIGN.md §6): what clients send, validated here, and what they get.
+
+Input accepts camelCase and the snake_case spellings the source's own example uses
+(`updated_date`); dates with or without fractional seconds. Output is camelCase, `revision` a
+string, dates ISO-8601 UTC with milliseconds and `Z`.
+"""
+
+import re
+from typing import Any
+
+from rest_framework import serializers
+
+from consents.addresses import normalize_address
+from consents.exceptions import InvalidAddress
+from consents.exports import format_date
+from consents.ledger import ConfirmationActivity, ConsentChange, RevokeActivity
+from consents.links import CONFIRM, UNSUBSCRIBE
+from consents.models import (
+    ConfirmationSource,
+    ConsentState,
+    ConsentType,
+    MarketingConsent,
+    OptInLevel,
+    RevokeSource,
+)
+
+MAX_BULK_ITEMS = 500
+UPDATABLE_PATHS = ("state", "lastConfirmationActivity", "lastRevokeActivity", "extendedFields")
+
+
+def camel_case(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), name)
+
+
+class ContractSerializer(serializers.Serializer):
+    """A contract body: snake_case spellings of its fields are read as their camelCase names."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {
+                camel_case(key) if camel_case(key) in self.fields else key: value
+                for key, value in data.items()
+            }
+        return super().to_internal_value(data)
+
+
+class ApiDateTimeField(serializers.DateTimeField):
+    """ISO-8601 in, with or without fractional seconds (a date without offset is UTC); UTC with
+    milliseconds and Z out."""
+
+    def to_representation(self, value: Any) -> str | None:
+        return format_date(value)
+
+
+class ConfirmationActivitySerializer(ContractSerializer):
+    source = serializers.ChoiceField(
+        choices=ConfirmationSource.choices, default=ConfirmationSource.UNKNOWN_SOURCE
+    )
+    description = serializers.CharField(
+        allow_blank=True, default="", max_length=1000, trim_whitespace=False
+    )
+    updatedDate = ApiDateTimeField(required=False, allow_null=True, default=None)
+    optInLevel = serializers.ChoiceField(
+        choices=OptInLevel.choices, default=OptInLevel.UNKNOWN_OPT_IN_LEVEL
+    )
+
+    def to_activity(self, data: dict[str, Any]) -> ConfirmationActivity:
+        return ConfirmationActivity(
+            source=data["source"],
+            description=data["description"],
+            updated_date=data["updatedDate"],
+            opt_in_level=data["optInLevel"],
+        )
+
+
+class RevokeActivitySerializer(ContractSerializer):
+    source = serializers.ChoiceField(
+        choices=RevokeSource.choices, default=RevokeSource.UNKNOWN_SOURCE
+    )
+    description = serializers.CharField(
+        allow_blank=True, default="", max_length=1000, trim_whitespace=False
+    )
+    updatedDate = ApiDateTimeField(required=False, allow_null=True, default=None)
+
+    def to_activity(self, data: dict[str, Any]) -> RevokeActivity:
+        return RevokeActivity(
+            source=data["source"], description=data["description"], updated_date=data["updatedDate"]
+        )
+
+
+class DetailsSerializer(ContractSerializer):
+    """`{type, email | phone}` → the type and the normalised address."""
+
+    type = serializers.ChoiceField(choices=ConsentType.choices)
+    email = serializers.CharField(required=False, max_length=320)
+    phone = serializers.CharField(required=False, max_length=64)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        field = "email" if attrs["type"] == ConsentType.EMAIL else "phone"
+        if not attrs.get(field):
+            raise serializers.ValidationError(
+                {field: serializers.ErrorDetail("This field is required.", code="required")}
+            )
+        try:
+            address = normalize_address(attrs["type"], attrs[field])
+        except InvalidAddress as exc:
+            raise serializers.ValidationError(
+                {field: serializers.ErrorDetail(exc.message, code="FORMAT")}
+            ) from exc
+        return {"type": attrs["type"], "address": address}
+
+
+class ExtendedFieldsField(serializers.DictField):
+    """`{"namespaces": {...}}`, stored as sent."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        if "namespaces" in value and not isinstance(value["namespaces"], dict):
+            raise serializers.ValidationError("namespaces must be an object.", code="FORMAT")
+        return value
+
+
+class ConsentFieldsSerializer(ContractSerializer):
+    """The writable parts of a consent, shared by upsert, create, update and bulk."""
+
+    state = serializers.ChoiceField(choices=ConsentState.choices)
+    lastConfirmationActivity = ConfirmationActivitySerializer(required=False, allow_null=True)
+    lastRevokeActivity = RevokeActivitySerializer(required=False, allow_null=True)
+    extendedFields = ExtendedFieldsField(required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """PENDING and CONFIRMED need a confirmation activity, REVOKED a revoke activity."""
+        state = attrs.get("state")
+        if state in (ConsentState.PENDING, ConsentState.CONFIRMED) and not attrs.get(
+            "lastConfirmationActivity"
+        ):
+            raise serializers.ValidationError(
+                {
+                    "lastConfirmationActivity": serializers.ErrorDetail(
+                        f"Required when the state is {state}.", code="required"
+                    )
+                }
+            )
+        if state == ConsentState.REVOKED and not attrs.get("lastRevokeActivity"):
+            raise serializers.ValidationError(
+                {
+                    "lastRevokeActivity": serializers.ErrorDetail(
+                        "Required when the state is REVOKED.", code="required"
+                    )
+                }
+            )
+        return attrs
+
+    def to_change(self, data: dict[str, Any]) -> ConsentChange:
+        confirmation = data.get("lastConfirmationActivity")
+        revoke = data.get("lastRevokeActivity")
+        return ConsentChange(
+            state=data.get("state"),
+            confirmation=self.fields["lastConfirmationActivity"].to_activity(confirmation)
+            if confirmation
+            else None,
+            revoke=self.fields["lastRevokeActivity"].to_activity(revoke) if revoke else None,
+            extended_fields=data.get("extendedFields"),
+        )
+
+
+class MarketingConsentInputSerializer(ConsentFieldsSerializer):
+    """A consent to create or upsert: its details and its writable parts."""
+
+    details = DetailsSerializer()
+
+
+class CreateConsentInputSerializer(MarketingConsentInputSerializer):
+    """Create always makes a CONFIRMED consent: the state may be left out."""
+
+    state = serializers.ChoiceField(choices=ConsentState.choices, default=ConsentState.CONFIRMED)
+
+    def validate_state(self, state: str) -> str:
+        if state != ConsentState.CONFIRMED:
+            raise serializers.ValidationError(
+                "Create makes a CONFIRMED consent; use upsert for other states.",
+                code="INVALID_ENUM_VALUE",
+            )
+        return state
+
+
+def unwrapped(data: Any) -> Any:
+    """The consent of a body sent wrapped (`{"marketingConsent": {...}}`) or as it is."""
+    if isinstance(data, dict) and isinstance(data.get("marketingConsent"), dict):
+        return data["marketingConsent"]
+    return data
+
+
+class WrappedConsentSerializer(ContractSerializer):
+    marketingConsent = MarketingConsentInputSerializer()
+
+
+class CreateRequestSerializer(ContractSerializer):
+    marketingConsent = CreateConsentInputSerializer()
+
+
+class UpdateConsentSerializer(ConsentFieldsSerializer):
+    """The consent of an update: its id (checked against the URL), an optional revision to
+    apply at, and the parts to change (all optional)."""
+
+    id = serializers.UUIDField(required=False)
+    revision = serializers.IntegerField(required=False, min_value=1)
+    state = serializers.ChoiceField(choices=ConsentState.choices, required=False)
+
+
+class FieldMaskSerializer(ContractSerializer):
+    paths = serializers.ListField(child=serializers.CharField(), allow_empty=True)
+
+
+class UpdateRequestSerializer(ContractSerializer):
+    marketingConsent = UpdateConsentSerializer()
+    fieldMask = FieldMaskSerializer(required=False)
+    mask = serializers.CharField(required=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The parts to update: the mask's paths, or every updatable part sent."""
+        if "fieldMask" in attrs:
+            paths = attrs["fieldMask"]["paths"]
+        elif "mask" in attrs:
+            paths = [path.strip() for path in attrs["mask"].split(",") if path.strip()]
+        else:
+            paths = [path for path in UPDATABLE_PATHS if path in attrs["marketingConsent"]]
+        # A mask may name a part by a path inside it (lastConfirmationActivity.source).
+        parts = {camel_case(path.split(".")[0]) for path in paths}
+        unknown = sorted(parts - set(UPDATABLE_PATHS))
+        if unknown:
+            field = "fieldMask.paths" if "fieldMask" in attrs else "mask"
+            raise serializers.ValidationError(
+                {
+                    field: serializers.ErrorDetail(
+                        f"Not updatable: {', '.join(unknown)}. "
+                        f"Updatable: {', '.join(UPDATABLE_PATHS)}.",
+                        code="INVALID_ENUM_VALUE",
+                    )
+                }
+            )
+        if "state" in parts and attrs["marketingConsent"].get("state") is None:
+            raise serializers.ValidationError(
+                {"marketingConsent": {"state": serializers.ErrorDetail("Required.", "required")}}
+            )
+        attrs["paths"] = parts
+        return attrs
+
+    def to_change(self, data: dict[str, Any]) -> ConsentChange:
+        consent = data["marketingConsent"]
+        masked = {key: consent.get(key) for key in data["paths"]}
+        return self.fields["marketingConsent"].to_change(masked)
+
+
+class RemoveRequestSerializer(ContractSerializer):
+    details = DetailsSerializer()
+    lastRevokeActivity = RevokeActivitySerializer()
+
+
+class BulkUpsertRequestSerializer(ContractSerializer):
+    info = serializers.ListField(
+        child=serializers.JSONField(), allow_empty=False, max_length=MAX_BULK_ITEMS
+    )
+    returnEntity = serializers.BooleanField(required=False, default=True)
+
+
+class GetByQuerySerializer(ContractSerializer):
+    """Query parameters of get-by; `details.type` spellings are accepted too."""
+
+    type = serializers.ChoiceField(choices=ConsentType.choices)
+    email = serializers.CharField(required=False)
+    phone = serializers.CharField(required=False)
+
+    def to_internal_value(self, data: Any) -> Any:
+        data = {key.removeprefix("details."): value for key, value in data.items()}
+        return DetailsSerializer().run_validation(
+            {key: data[key] for key in ("type", "email", "phone") if key in data}
+        )
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+class ActivityOutputSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    description = serializers.CharField()
+    updatedDate = serializers.CharField()
+    optInLevel = serializers.CharField(required=False)
+
+
+class DetailsOutputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ConsentType.choices)
+    email = serializers.CharField(required=False)
+    phone = serializers.CharField(required=False)
+
+
+class MarketingConsentSerializer(serializers.Serializer):
+    """A consent as the API shows it."""
+
+    id = serializers.UUIDField()
+    revision = serializers.CharField()
+    details = DetailsOutputSerializer()
+    state = serializers.ChoiceField(choices=ConsentState.choices)
+    lastConfirmationActivity = ActivityOutputSerializer(required=False)
+    lastRevokeActivity = ActivityOutputSerializer(required=False)
+    extendedFields = serializers.DictField()
+    createdDate = serializers.CharField()
+    updatedDate = serializers.CharField()
+
+    def to_representation(self, consent: MarketingConsent) -> dict[str, Any]:
+        # Written out by hand: it is on every response, and DRF's field walk costs more.
+        body: dict[str, Any] = {
+            "id": str(consent.id),
+            "revision": str(consent.revision),
+            "details": {
+                "type": consent.type,
+                "email" if consent.type == ConsentType.EMAIL else "phone": consent.address,
+            },
+            "state": consent.state,
+        }
+        if consent.confirmation_date is not None:
+            body["lastConfirmationActivity"] = {
+                "source": consent.confirmation_source,
+                "description": consent.confirmation_description,
+                "updatedDate": format_date(consent.confirmation_date),
+                "optInLevel": consent.confirmation_opt_in_level,
+            }
+        if consent.revoke_date is not None:
+            body["lastRevokeActivity"] = {
+                "source": consent.revoke_source,
+                "description": consent.revoke_description,
+                "updatedDate": format_date(consent.revoke_date),
+            }
+        body["extendedFields"] = consent.extended_fields
+        body["createdDate"] = format_date(consent.created_date)
+        body["updatedDate"] = format_date(consent.updated_date)
+        return body
+
+
+class LinkSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=[CONFIRM, UNSUBSCRIBE])
+    url = serializers.URLField()
+
+
+class ConsentWithLinkSerializer(serializers.Serializer):
+    marketingConsent = MarketingConsentSerializer()
+    link = LinkSerializer(required=False)
+
+
+class ConsentResponseSerializer(serializers.Serializer):
+    marketingConsent = MarketingConsentSerializer()
+
+
+class EligibilitySerializer(serializers.Serializer):
+    granted = serializers.BooleanField()
+    reason = serializers.CharField()
+    revokeConfirmationLink = LinkSerializer(required=False)
+
+
+class GetByResponseSerializer(serializers.Serializer):
+    marketingConsent = MarketingConsentSerializer(required=False)
+    communicationEligibility = EligibilitySerializer()
+
+
+class CursorPagingSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    cursor = serializers.CharField(required=False, allow_null=True)
+
+
+class SortingSerializer(serializers.Serializer):
+    fieldName = serializers.ChoiceField(choices=["createdDate", "updatedDate"])
+    order = serializers.ChoiceField(choices=["ASC", "DESC"], required=False)
+
+
+class QuerySerializer(serializers.Serializer):
+    filter = serializers.DictField(required=False)
+    sort = SortingSerializer(many=True, required=False)
+    cursorPaging = CursorPagingSerializer(required=False)
+
+
+class QueryRequestSerializer(serializers.Serializer):
+    """Documents the query body; consents/api/query.py reads it."""
+
+    query = QuerySerializer()
+
+
+class CursorsSerializer(serializers.Serializer):
+    next = serializers.CharField(allow_null=True)
+    prev = serializers.CharField(allow_null=True)
+
+
+class PagingMetadataSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    cursors = CursorsSerializer()
+    hasNext = serializers.BooleanField()
+
+
+class QueryResponseSerializer(serializers.Serializer):
+    marketingConsent = MarketingConsentSerializer(many=True)
+    pagingMetadata = PagingMetadataSerializer()
+
+
+class BulkItemErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    description = serializers.CharField()
+    validationError = serializers.DictField(required=False)
+
+
+class BulkItemResultSerializer(serializers.Serializer):
+    originalIndex = serializers.IntegerField()
+    marketingConsent = MarketingConsentSerializer(required=False)
+    link = LinkSerializer(required=False)
+    error = BulkItemErrorSerializer(required=False)
+
+
+class BulkMetadataSerializer(serializers.Serializer):
+    totalSuccess = serializers.IntegerField()
+    totalFailure = serializers.IntegerField()
+
+
+class BulkUpsertResponseSerializer(serializers.Serializer):
+    results = BulkItemResultSerializer(many=True)
+    metadata = BulkMetadataSerializer()
+
+
+class EmptySerializer(serializers.Serializer):
+    """`{}`"""
