@@ -5,6 +5,7 @@ A view says which contract it speaks with `api_error_style` (`member` or `consen
 rolled back as DRF's own handler does.
 """
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -21,6 +22,8 @@ from consents.exceptions import (
     InvalidChange,
     RevisionMismatch,
 )
+
+logger = logging.getLogger(__name__)
 
 MEMBER = "member"
 CONSENT = "consent"
@@ -173,7 +176,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if getattr(exc, "wait", None) is not None:
             headers["Retry-After"] = str(int(exc.wait))
     else:
-        return None
+        # A bug, not a client's fault: logged with its traceback, and still answered in the
+        # API's own shape rather than as an HTML page.
+        logger.exception("Unhandled error in %s", style, exc_info=exc)
+        status_code, headers = 500, {}
+        body = error_body(style, 500, "Internal error. It has been logged.", "INTERNAL")
 
     set_rollback()
     return Response(body, status=status_code, headers=headers)

@@ -165,7 +165,7 @@ def parse_sort(sort: Any) -> Sort:
     if not isinstance(sort, list) or len(sort) != 1 or not isinstance(sort[0], dict):
         raise refuse("query.sort", "Sort by one field: [{fieldName, order}].")
     field, order = sort[0].get("fieldName"), sort[0].get("order", "ASC")
-    if field not in SORTABLE:
+    if not isinstance(field, str) or field not in SORTABLE:
         raise refuse(
             "query.sort[0].fieldName",
             f"Sortable: {', '.join(SORTABLE)}.",
