@@ -205,7 +205,8 @@ def run_query(body: Any) -> Page:
         document, sort_document = position["filter"], position["sort"]
     else:
         position = None
-        document, sort_document = query.get("filter") or {}, query.get("sort")
+        document = query.get("filter")
+        document, sort_document = {} if document is None else document, query.get("sort")
 
     where = filter_to_q(document)
     sort = parse_sort(sort_document)
