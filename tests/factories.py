@@ -12,6 +12,7 @@ from consents.models import (
     ConsentType,
     Door,
     EventKind,
+    IdempotencyRecord,
     MarketingConsent,
 )
 from members.models import Channel, Member, MemberSession
@@ -78,3 +79,13 @@ class ClientApiKeyFactory(factory.django.DjangoModelFactory):
         api_key, clear_key = model_class.objects.create_key(**kwargs)
         api_key.clear_key = clear_key
         return api_key
+
+
+class IdempotencyRecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = IdempotencyRecord
+
+    api_key_id = factory.LazyFunction(lambda: ClientApiKeyFactory().pk)
+    key = factory.Sequence(lambda n: f"idem-{n}")
+    fingerprint = "0" * 64
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=24))

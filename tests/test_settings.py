@@ -1,0 +1,42 @@
+"""Settings: refusing the development key, and a clean deploy check in production shape."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PUBLIC_"))}
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "consentsite.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_debug_off_with_the_development_key_refuses_to_start():
+    result = run(["-c", "import django; django.setup()"], DJANGO_DEBUG="false")
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set to a secret value when DJANGO_DEBUG is off." in (
+        result.stderr
+    )
+
+
+def test_production_settings_pass_the_deploy_check():
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="k3y-" + "x7Qp9Lm2Vb8Rt5Zw" * 4,
+        PUBLIC_BASE_URL="https://consent.example.com",
+        DJANGO_ALLOWED_HOSTS="consent.example.com",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
