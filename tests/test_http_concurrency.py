@@ -11,7 +11,6 @@ import urllib.request
 from collections import Counter
 
 import pytest
-from django.db import connection
 
 from consents.models import ConsentEvent, MarketingConsent
 from tests.factories import ClientApiKeyFactory, MemberFactory, MemberSessionFactory
@@ -49,7 +48,6 @@ def in_parallel(calls: list) -> list[int]:
         thread.start()
     for thread in threads:
         thread.join()
-    connection.close()
     return statuses
 
 
