@@ -322,12 +322,7 @@ def consent_upsert_batch(
         accepted.append((index, key, item.change))
 
     keys = {key for _, key, _ in accepted}
-    addresses = {address for _, address in keys}
-    consents = {
-        (consent.type, consent.address): consent
-        for consent in MarketingConsent.objects.select_for_update().filter(address__in=addresses)
-        if (consent.type, consent.address) in keys
-    }
+    consents = {(consent.type, consent.address): consent for consent in _lock_in_order(keys)}
     now = timezone.now()
     created: dict[tuple[str, str], MarketingConsent] = {}
     changed_fields: dict[tuple[str, str], set[str]] = {}
@@ -354,6 +349,7 @@ def consent_upsert_batch(
     ConsentEvent.objects.bulk_create([events[i] for i, key, _ in accepted if key not in lost])
     # A concurrent writer created these addresses first: replay their items one by one as
     # updates of the winner's row, in order.
+    _lock_in_order(lost)
     for index, key, change in accepted:
         if key in lost:
             outcomes[index] = consent_upsert(
@@ -362,12 +358,25 @@ def consent_upsert_batch(
     return outcomes
 
 
+def _lock_in_order(keys: set[tuple[str, str]]) -> list[MarketingConsent]:
+    """Lock the consents of these addresses. Every batch takes its locks (and makes its inserts)
+    in (type, address) order, so that concurrent batches sharing addresses cannot deadlock."""
+    if not keys:
+        return []
+    rows = MarketingConsent.objects.select_for_update().filter(
+        address__in={address for _, address in keys}
+    )
+    return [c for c in rows.order_by("type", "address") if (c.type, c.address) in keys]
+
+
 def _insert_new_consents(created: dict[tuple[str, str], MarketingConsent]) -> set[tuple[str, str]]:
     """Insert new consents, skipping addresses a concurrent writer created meanwhile; return
     the keys of those skipped."""
     if not created:
         return set()
-    MarketingConsent.objects.bulk_create(created.values(), ignore_conflicts=True)
+    MarketingConsent.objects.bulk_create(
+        [created[key] for key in sorted(created)], ignore_conflicts=True
+    )
     inserted = set(
         MarketingConsent.objects.filter(
             id__in=[consent.id for consent in created.values()]

@@ -96,3 +96,61 @@ def test_one_idempotency_key_sent_in_parallel_writes_once(live_server):
     assert set(Counter(statuses)) <= {200, 409}
     assert 200 in statuses
     assert ConsentEvent.objects.filter(address="retry@example.com").count() == 1
+
+
+def consent_upsert_body(address: str, hour: int) -> dict:
+    date = f"2024-01-01T{hour:02d}:00:00Z"
+    if hour % 2:
+        return {
+            "details": {"type": "EMAIL", "email": address},
+            "state": "REVOKED",
+            "lastRevokeActivity": {"source": "FORM", "updatedDate": date},
+        }
+    return {
+        "details": {"type": "EMAIL", "email": address},
+        "state": "CONFIRMED",
+        "lastConfirmationActivity": {"source": "FORM", "updatedDate": date},
+    }
+
+
+def test_parallel_upserts_on_one_address_keep_the_newest_activity(live_server):
+    key = ClientApiKeyFactory()
+    url = f"{live_server.url}/marketing-consent/v1/marketing-consent/upsert"
+    headers = {"Authorization": key.clear_key}
+    hours = [(n * 5) % CLIENTS for n in range(CLIENTS)]  # the newest does not arrive last
+
+    statuses = in_parallel(
+        [
+            lambda h=hour: send(url, "POST", consent_upsert_body("one@example.com", h), headers)
+            for hour in hours
+        ]
+    )
+
+    assert statuses == [200] * CLIENTS
+    consent = MarketingConsent.objects.get(address="one@example.com")
+    assert consent.state == "REVOKED"  # hour 15, the newest, is an opt-out
+    assert consent.newest_activity_date.hour == CLIENTS - 1
+    assert ConsentEvent.objects.filter(address="one@example.com").count() == CLIENTS
+    assert_revisions_are_a_gapless_history("one@example.com")
+
+
+def test_parallel_bulk_upserts_sharing_addresses(live_server):
+    key = ClientApiKeyFactory()
+    url = f"{live_server.url}/marketing-consent/v1/bulk/marketing-consent/upsert"
+    headers = {"Authorization": f"Api-Key {key.clear_key}"}
+    shared = [f"shared{n}@example.com" for n in range(10)]
+
+    def body(client: int) -> dict:
+        return {"info": [consent_upsert_body(address, client) for address in shared]}
+
+    statuses = in_parallel(
+        [lambda c=client: send(url, "POST", body(c), headers) for client in range(8)]
+    )
+
+    assert statuses == [200] * 8
+    assert MarketingConsent.objects.filter(address__in=shared).count() == len(shared)
+    for address in shared:
+        consent = MarketingConsent.objects.get(address=address)
+        assert consent.state == "REVOKED"  # client 7, the newest, opts out
+        assert ConsentEvent.objects.filter(address=address).count() == 8
+        assert_revisions_are_a_gapless_history(address)
