@@ -52,28 +52,10 @@ class ApiDateTimeField(serializers.DateTimeField):
         return format_date(value)
 
 
-class ConfirmationActivitySerializer(ContractSerializer):
-    source = serializers.ChoiceField(
-        choices=ConfirmationSource.choices, default=ConfirmationSource.UNKNOWN_SOURCE
-    )
-    description = serializers.CharField(
-        allow_blank=True, default="", max_length=1000, trim_whitespace=False
-    )
-    updatedDate = ApiDateTimeField(required=False, allow_null=True, default=None)
-    optInLevel = serializers.ChoiceField(
-        choices=OptInLevel.choices, default=OptInLevel.UNKNOWN_OPT_IN_LEVEL
-    )
-
-    def to_activity(self, data: dict[str, Any]) -> ConfirmationActivity:
-        return ConfirmationActivity(
-            source=data["source"],
-            description=data["description"],
-            updated_date=data["updatedDate"],
-            opt_in_level=data["optInLevel"],
-        )
-
-
 class RevokeActivitySerializer(ContractSerializer):
+    """An activity: where, why and when. The confirmation activity adds its opt-in level."""
+
+    activity = RevokeActivity
     source = serializers.ChoiceField(
         choices=RevokeSource.choices, default=RevokeSource.UNKNOWN_SOURCE
     )
@@ -82,10 +64,24 @@ class RevokeActivitySerializer(ContractSerializer):
     )
     updatedDate = ApiDateTimeField(required=False, allow_null=True, default=None)
 
-    def to_activity(self, data: dict[str, Any]) -> RevokeActivity:
-        return RevokeActivity(
-            source=data["source"], description=data["description"], updated_date=data["updatedDate"]
+    def to_activity(self, data: dict[str, Any]) -> RevokeActivity | ConfirmationActivity:
+        extra = {"opt_in_level": data["optInLevel"]} if "optInLevel" in data else {}
+        return self.activity(
+            source=data["source"],
+            description=data["description"],
+            updated_date=data["updatedDate"],
+            **extra,
         )
+
+
+class ConfirmationActivitySerializer(RevokeActivitySerializer):
+    activity = ConfirmationActivity
+    source = serializers.ChoiceField(
+        choices=ConfirmationSource.choices, default=ConfirmationSource.UNKNOWN_SOURCE
+    )
+    optInLevel = serializers.ChoiceField(
+        choices=OptInLevel.choices, default=OptInLevel.UNKNOWN_OPT_IN_LEVEL
+    )
 
 
 class DetailsSerializer(ContractSerializer):
