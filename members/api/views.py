@@ -101,6 +101,9 @@ class SessionBoundViewSet(MemberApiMixin, viewsets.GenericViewSet):
 
 
 class MemberSessionViewSet(MemberApiMixin, viewsets.ViewSet):
+    # A session changes no consent, and reading preferences needs one: read-only keys may start it.
+    read_actions = {"create"}
+
     @extend_schema(**schema.START_SESSION)
     def create(self, request: Request, identifier: str) -> Response:
         """Bind a client-chosen correlation id to a member."""
