@@ -36,6 +36,11 @@ from consents.models import ConsentState, Door, MarketingConsent
 from consentsite.api_errors import CONSENT, consent_validation_body, field_violations
 from consentsite.apiviews import ContractApiMixin
 
+
+def operation(**kwargs: Any) -> Any:
+    return extend_schema(tags=["Consent API"], **kwargs)
+
+
 SEED_EXAMPLE = {
     "details": {"type": "EMAIL", "email": "test@test.com"},
     "state": "PENDING",
@@ -97,8 +102,9 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
         except (ValueError, MarketingConsent.DoesNotExist) as exc:
             raise NotFound("Marketing consent not found.") from exc
 
-    @extend_schema(
+    @operation(
         operation_id="upsertMarketingConsent",
+        summary="Upsert a marketing consent",
         request=contract.WrappedConsentSerializer,
         responses={200: contract.ConsentWithLinkSerializer, **errors()},
         examples=[OpenApiExample("The source's example", value=SEED_EXAMPLE, request_only=True)],
@@ -117,8 +123,9 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
             )
         return Response(consent_body(result.consent))
 
-    @extend_schema(
+    @operation(
         operation_id="createMarketingConsent",
+        summary="Create a marketing consent",
         request=contract.CreateRequestSerializer,
         responses={200: contract.ConsentWithLinkSerializer, **errors(409)},
         description="Create a CONFIRMED consent. An address that has one already: 409.",
@@ -137,15 +144,17 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
             )
         return Response(consent_body(result.consent))
 
-    @extend_schema(
+    @operation(
         operation_id="getMarketingConsent",
+        summary="Get a marketing consent",
         responses={200: contract.ConsentResponseSerializer, **errors(404)},
     )
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(consent_body(self.get_consent(pk), with_link=False))
 
-    @extend_schema(
+    @operation(
         operation_id="getMarketingConsentByIdentifier",
+        summary="Get a marketing consent by identifier",
         parameters=[
             OpenApiParameter("type", str, enum=["EMAIL", "PHONE"], required=True),
             OpenApiParameter("email", str),
@@ -172,8 +181,9 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
             answer["communicationEligibility"]["revokeConfirmationLink"] = consent_link(consent)
         return Response(answer)
 
-    @extend_schema(
+    @operation(
         operation_id="updateMarketingConsent",
+        summary="Update a marketing consent",
         request=contract.UpdateRequestSerializer,
         responses={200: contract.ConsentWithLinkSerializer, **errors(404, 409)},
         description="Update the parts named by `fieldMask.paths` (or `mask`, comma-separated; "
@@ -197,8 +207,9 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
             )
         return Response(consent_body(result.consent))
 
-    @extend_schema(
+    @operation(
         operation_id="removeMarketingConsent",
+        summary="Remove (revoke) a marketing consent",
         request=contract.RemoveRequestSerializer,
         responses={200: contract.ConsentResponseSerializer, **errors()},
         description="Revoke the consent of an address (the record is kept). An address without "
@@ -216,8 +227,9 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
             )
         return Response(consent_body(result.consent))
 
-    @extend_schema(
+    @operation(
         operation_id="deleteMarketingConsent",
+        summary="Delete a marketing consent",
         responses={200: contract.EmptySerializer, **errors(404)},
         description="Delete the consent record. Its events, and a DELETED one, stay as proof.",
     )
@@ -226,8 +238,9 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
         consent_delete(consent_id=consent.id, context=self.ledger_context())
         return Response({})
 
-    @extend_schema(
+    @operation(
         operation_id="queryMarketingConsent",
+        summary="Query marketing consents",
         request=contract.QueryRequestSerializer,
         responses={200: contract.QueryResponseSerializer, **errors()},
         examples=[
@@ -260,8 +273,9 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
             }
         )
 
-    @extend_schema(
+    @operation(
         operation_id="bulkUpsertMarketingConsent",
+        summary="Bulk upsert marketing consents",
         request=contract.BulkUpsertRequestSerializer,
         responses={200: contract.BulkUpsertResponseSerializer, **errors()},
         description=f"Upsert up to {contract.MAX_BULK_ITEMS} consents. Each item succeeds or "
