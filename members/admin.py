@@ -1,13 +1,113 @@
-from django.contrib import admin
+"""Staff view of members: find anyone by any identifier, see the consents of their addresses."""
 
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from consents.admin import normalised_spellings
+from consents.models import ConsentType, MarketingConsent
 from members.models import Member, MemberSession
+
+
+def _state_of(consent_type: str, address_field: str) -> Subquery:
+    return Subquery(
+        MarketingConsent.objects.filter(type=consent_type, address=OuterRef(address_field)).values(
+            "state"
+        )[:1]
+    )
 
 
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
-    list_display = ["account_id", "loyalty_id", "first_name", "last_name", "email", "phone"]
+    list_display = [
+        "account_id",
+        "loyalty_id",
+        "name",
+        "email",
+        "phone",
+        "email_consent",
+        "sms_consent",
+    ]
     search_fields = ["account_id", "loyalty_id", "external_id", "email", "phone", "last_name"]
-    readonly_fields = ["account_id", "created_at", "updated_at"]
+    search_help_text = "Account, loyalty or external id, name, email or phone (any spelling)."
+    readonly_fields = ["account_id", "consents", "created_at", "updated_at"]
+    fields = [
+        "account_id",
+        "loyalty_id",
+        "external_id",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "consents",
+        "created_at",
+        "updated_at",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                email_state=_state_of(ConsentType.EMAIL, "email"),
+                sms_state=_state_of(ConsentType.PHONE, "phone"),
+            )
+        )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term:
+            spellings = normalised_spellings(search_term)
+            results |= queryset.filter(email__in=spellings) | queryset.filter(phone__in=spellings)
+        return results, may_have_duplicates
+
+    @admin.display(description="Name", ordering="last_name")
+    def name(self, member: Member) -> str:
+        return f"{member.first_name} {member.last_name}".strip()
+
+    @admin.display(description="Email consent", ordering="email_state")
+    def email_consent(self, member: Member) -> str:
+        return member.email_state or "—"
+
+    @admin.display(description="SMS consent", ordering="sms_state")
+    def sms_consent(self, member: Member) -> str:
+        return member.sms_state or "—"
+
+    @admin.display(description="Consents of this member's addresses")
+    def consents(self, member: Member) -> str:
+        addresses = [(ConsentType.EMAIL, member.email), (ConsentType.PHONE, member.phone)]
+        rows = [
+            (
+                reverse("admin:consents_marketingconsent_change", args=[consent.pk]),
+                consent.type,
+                consent.address,
+                consent.state,
+                consent.revision,
+            )
+            for consent_type, address in addresses
+            if address
+            for consent in MarketingConsent.objects.filter(type=consent_type, address=address)
+        ]
+        if not rows:
+            return "No consent recorded for this member's addresses."
+        return format_html(
+            "<table><tr><th>Type</th><th>Address</th><th>State</th><th>Revision</th></tr>{}</table>",
+            format_html_join(
+                "",
+                '<tr><td>{1}</td><td><a href="{0}">{2}</a></td><td>{3}</td><td>{4}</td></tr>',
+                rows,
+            ),
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.full_clean()  # normalises email and phone, as every door looks them up
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(MemberSession)

@@ -1,0 +1,415 @@
+"""The staff admin: finding, proving and fixing consents (DESIGN.md §8)."""
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from consents.ledger import (
+    ChangeContext,
+    ConfirmationActivity,
+    ConsentChange,
+    RevokeActivity,
+    consent_upsert,
+)
+from consents.models import ConsentEvent, MarketingConsent
+from tests.factories import ClientApiKeyFactory, MemberFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:consents_marketingconsent_changelist")
+SYSTEM = ChangeContext(door="CONSENT_API", actor="crm-sync")
+
+
+def make(address: str, state: str = "CONFIRMED", type: str = "EMAIL") -> MarketingConsent:
+    change = {
+        "CONFIRMED": ConsentChange(
+            state="CONFIRMED", confirmation=ConfirmationActivity(source="FORM")
+        ),
+        "PENDING": ConsentChange(state="PENDING", confirmation=ConfirmationActivity(source="FORM")),
+        "REVOKED": ConsentChange(state="REVOKED", revoke=RevokeActivity(source="FORM")),
+    }[state]
+    return consent_upsert(type=type, address=address, change=change, context=SYSTEM).consent
+
+
+def change_url(consent: MarketingConsent) -> str:
+    return reverse("admin:consents_marketingconsent_change", args=[consent.pk])
+
+
+@pytest.fixture
+def viewer(client, django_user_model):
+    """A staff user who may only view consents."""
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_marketingconsent", "view_consentevent"])
+    )
+    client.force_login(user)
+    return client
+
+
+# --- list, search, filters ---------------------------------------------------------------------
+
+
+def test_the_list_shows_the_columns_staff_need(admin_client):
+    make("ann@example.com")
+
+    response = admin_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for text in ["ann@example.com", "CONFIRMED", "FORM", "SINGLE_CONFIRMATION", "Revision"]:
+        assert text in html
+
+
+@pytest.mark.parametrize("term", ["ANN@Example.com", " ann@example.com ", "ann@"])
+def test_search_finds_an_email_in_any_spelling(admin_client, term):
+    make("ann@example.com")
+    make("bob@example.com")
+
+    response = admin_client.get(CHANGELIST, {"q": term})
+
+    assert [c.address for c in response.context["cl"].result_list] == ["ann@example.com"]
+
+
+@pytest.mark.parametrize("term", ["+1 415-555-0100", "(415) 555-0100", "4155550100"])
+def test_search_finds_a_phone_in_any_spelling(admin_client, term):
+    make("+14155550100", type="PHONE")
+    make("+14155550111", type="PHONE")
+
+    response = admin_client.get(CHANGELIST, {"q": term})
+
+    assert [c.address for c in response.context["cl"].result_list] == ["+14155550100"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"state": "REVOKED"}, ["b@example.com"]),
+        ({"type": "PHONE"}, ["+14155550100"]),
+        ({"confirmation_source": "FORM", "state": "PENDING"}, ["c@example.com"]),
+        ({"revoke_source": "FORM"}, ["b@example.com"]),
+        (
+            {"updated_date__year": str(timezone.now().year)},
+            ["+14155550100", "a@example.com", "b@example.com", "c@example.com"],
+        ),
+    ],
+)
+def test_filters(admin_client, query, expected):
+    make("a@example.com")
+    make("b@example.com", "REVOKED")
+    make("c@example.com", "PENDING")
+    make("+14155550100", type="PHONE")
+
+    response = admin_client.get(CHANGELIST, query)
+
+    assert sorted(c.address for c in response.context["cl"].result_list) == expected
+
+
+def test_the_list_takes_a_fixed_number_of_queries(admin_client, django_assert_max_num_queries):
+    for n in range(30):
+        make(f"p{n}@example.com")
+
+    with django_assert_max_num_queries(12):
+        assert admin_client.get(CHANGELIST).status_code == 200
+
+
+# --- the consent page --------------------------------------------------------------------------
+
+
+def test_the_consent_page_shows_its_link_and_every_event_newest_first(admin_client):
+    consent = make("e@example.com", "PENDING")
+    consent_upsert(
+        type="EMAIL",
+        address="e@example.com",
+        change=ConsentChange(state="REVOKED", revoke=RevokeActivity()),
+        context=SYSTEM,
+    )
+    consent = make("e@example.com")
+
+    response = admin_client.get(change_url(consent))
+
+    html = response.content.decode()
+    assert "REVOKE_CONFIRMATION" in html
+    assert "/_manage-consent/unsubscribe?token=" in html
+    inline = response.context["inline_admin_formsets"][0]
+    kinds = [form.original.kind for form in inline]
+    revisions = [form.original.revision for form in inline]
+    assert kinds == ["UPDATED", "UPDATED", "CREATED"]
+    assert revisions == [3, 2, 1]
+
+
+def post_change(client, consent, **fields):
+    data = {
+        "state": consent.state,
+        "reason": "",
+        "loaded_revision": consent.revision,
+        "confirmation_source": "",
+        "confirmation_opt_in_level": "SINGLE_CONFIRMATION",
+        "revoke_source": "",
+        "events-TOTAL_FORMS": "0",
+        "events-INITIAL_FORMS": "0",
+        "events-MIN_NUM_FORMS": "0",
+        "events-MAX_NUM_FORMS": "0",
+        **fields,
+    }
+    return client.post(change_url(consent), data)
+
+
+def test_a_staff_change_goes_through_the_ledger_with_the_username(admin_client, admin_user):
+    consent = make("f@example.com")
+
+    response = post_change(
+        admin_client, consent, state="REVOKED", revoke_source="IN_PERSON", reason="Asked by phone."
+    )
+
+    assert response.status_code == 302
+    consent.refresh_from_db()
+    assert (consent.state, consent.revoke_source, consent.revoke_description, consent.revision) == (
+        "REVOKED",
+        "IN_PERSON",
+        "Asked by phone.",
+        2,
+    )
+    event = ConsentEvent.objects.latest("id")
+    assert (event.door, event.actor, event.kind, event.note) == (
+        "ADMIN",
+        admin_user.username,
+        "UPDATED",
+        "Asked by phone.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "error_field"),
+    [
+        ({"state": "REVOKED", "revoke_source": "", "reason": "x"}, "revoke_source"),
+        ({"state": "CONFIRMED", "confirmation_source": "", "reason": "x"}, "confirmation_source"),
+        ({"state": "REVOKED", "revoke_source": "FORM", "reason": ""}, "reason"),
+    ],
+)
+def test_a_change_without_its_activity_or_reason_is_a_form_error(admin_client, fields, error_field):
+    consent = make("g@example.com")
+
+    response = post_change(admin_client, consent, **fields)
+
+    assert response.status_code == 200
+    assert error_field in response.context["adminform"].form.errors
+    assert ConsentEvent.objects.count() == 1
+
+
+def test_a_change_from_a_stale_page_is_refused(admin_client):
+    consent = make("h@example.com")
+    stale_revision = consent.revision
+    make("h@example.com", "REVOKED")
+
+    response = post_change(
+        admin_client,
+        consent,
+        state="CONFIRMED",
+        confirmation_source="FORM",
+        reason="x",
+        loaded_revision=stale_revision,
+    )
+
+    assert response.status_code == 302
+    consent.refresh_from_db()
+    assert consent.state == "REVOKED"
+    assert ConsentEvent.objects.filter(door="ADMIN").count() == 0
+
+
+def test_address_and_type_are_read_only_after_creation(admin_client):
+    consent = make("i@example.com")
+
+    form = admin_client.get(change_url(consent)).context["adminform"].form
+
+    assert "address" not in form.fields
+    assert "type" not in form.fields
+
+
+def test_staff_can_add_a_consent_through_the_ledger(admin_client):
+    response = admin_client.post(
+        reverse("admin:consents_marketingconsent_add"),
+        {
+            "type": "EMAIL",
+            "address": "New@Example.com",
+            "state": "REVOKED",
+            "revoke_source": "IN_PERSON",
+            "reason": "Said so at the desk.",
+            "confirmation_opt_in_level": "SINGLE_CONFIRMATION",
+            "events-TOTAL_FORMS": "0",
+            "events-INITIAL_FORMS": "0",
+            "events-MIN_NUM_FORMS": "0",
+            "events-MAX_NUM_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302
+    consent = MarketingConsent.objects.get()
+    assert (consent.address, consent.state) == ("new@example.com", "REVOKED")
+    assert ConsentEvent.objects.get().door == "ADMIN"
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+def test_revoke_selected_asks_for_a_reason_first(admin_client):
+    consent = make("j@example.com")
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "revoke_selected", "_selected_action": [consent.pk]}
+    )
+
+    assert response.status_code == 200
+    assert b"Revoke 1 consent(s)" in response.content
+    assert MarketingConsent.objects.get().state == "CONFIRMED"
+
+
+def test_revoke_selected_revokes_through_the_ledger_and_counts(admin_client, admin_user):
+    active = [make("k@example.com"), make("l@example.com", "PENDING")]
+    already = make("m@example.com", "REVOKED")
+
+    response = admin_client.post(
+        CHANGELIST,
+        {
+            "action": "revoke_selected",
+            "_selected_action": [c.pk for c in [*active, already]],
+            "confirm": "yes",
+            "reason": "Complaint #42",
+        },
+        follow=True,
+    )
+
+    messages = [str(m) for m in response.context["messages"]]
+    assert messages == ["Revoked 2 consent(s); 1 were already revoked."]
+    assert set(MarketingConsent.objects.values_list("state", flat=True)) == {"REVOKED"}
+    admin_events = ConsentEvent.objects.filter(door="ADMIN")
+    assert sorted(e.address for e in admin_events) == ["k@example.com", "l@example.com"]
+    assert {(e.actor, e.activity_source, e.activity_description) for e in admin_events} == {
+        (admin_user.username, "OTHER", "Complaint #42")
+    }
+
+
+def test_export_selected_streams_the_export_columns(admin_client):
+    consents = [make("n@example.com"), make("o@example.com", "REVOKED")]
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "export_selected_csv", "_selected_action": [c.pk for c in consents]}
+    )
+
+    assert response.streaming
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["type", "address", "state", "source", "opt_in_level", "description", "date"]
+    assert sorted(row[1:4] for row in rows[1:]) == [
+        ["n@example.com", "CONFIRMED", "FORM"],
+        ["o@example.com", "REVOKED", "FORM"],
+    ]
+
+
+# --- events, keys, index -----------------------------------------------------------------------
+
+
+def test_events_are_read_only_even_for_superusers(admin_client):
+    make("p@example.com")
+    event = ConsentEvent.objects.get()
+    change = reverse("admin:consents_consentevent_change", args=[event.pk])
+
+    assert admin_client.get(reverse("admin:consents_consentevent_add")).status_code == 403
+    assert admin_client.post(change, {"actor": "someone else"}).status_code == 403
+    delete = reverse("admin:consents_consentevent_delete", args=[event.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert ConsentEvent.objects.get().actor == "crm-sync"
+    assert admin_client.get(change).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"q": "Q@Example.com"}, ["q@example.com"]),
+        ({"q": "crm-sync"}, ["q@example.com", "r@example.com"]),
+        ({"kind": "CREATED", "state": "REVOKED"}, ["r@example.com"]),
+        ({"door": "ADMIN"}, []),
+    ],
+)
+def test_events_search_and_filters(admin_client, query, expected):
+    make("q@example.com")
+    make("r@example.com", "REVOKED")
+
+    response = admin_client.get(reverse("admin:consents_consentevent_changelist"), query)
+
+    assert sorted(e.address for e in response.context["cl"].result_list) == expected
+
+
+def test_api_keys_are_listed_and_can_be_revoked(admin_client):
+    key = ClientApiKeyFactory(name="crm")
+
+    listing = admin_client.get(reverse("admin:consents_clientapikey_changelist"))
+    page = admin_client.get(reverse("admin:consents_clientapikey_change", args=[key.pk]))
+
+    assert b"crm" in listing.content
+    assert b"revoked" in page.content.lower()
+
+
+def test_the_index_shows_counts_by_state(admin_client):
+    make("s@example.com")
+    make("t@example.com")
+    make("u@example.com", "REVOKED")
+
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert "Consents by state" in html
+    assert '<th scope="row">Confirmed</th><td>2</td>' in html
+    assert '<th scope="row">Revoked</th><td>1</td>' in html
+    assert '<th scope="row">Pending</th><td>0</td>' in html
+
+
+# --- permissions -------------------------------------------------------------------------------
+
+
+def test_only_staff_reach_the_admin(client, django_user_model):
+    user = django_user_model.objects.create_user("customer", password="pw")
+    client.force_login(user)
+
+    response = client.get(CHANGELIST)
+
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_a_viewer_sees_but_cannot_change_or_revoke(viewer):
+    consent = make("v@example.com")
+
+    page = viewer.get(change_url(consent))
+    listing = viewer.get(CHANGELIST)
+    attempt = viewer.post(
+        CHANGELIST,
+        {
+            "action": "revoke_selected",
+            "_selected_action": [consent.pk],
+            "confirm": "yes",
+            "reason": "x",
+        },
+    )
+
+    assert page.status_code == 200
+    assert "state" not in page.context["adminform"].form.fields
+    assert "revoke_selected" not in listing.context["cl"].model_admin.get_actions(
+        listing.wsgi_request
+    )
+    assert attempt.status_code in (200, 302)
+    assert MarketingConsent.objects.get().state == "CONFIRMED"
+    assert not ConsentEvent.objects.filter(door="ADMIN").exists()
+
+
+def test_the_member_page_links_to_its_consents(admin_client):
+    member = MemberFactory(email="w@example.com", phone="+14155550177")
+    consent = make("w@example.com")
+
+    html = admin_client.get(
+        reverse("admin:members_member_change", args=[member.pk])
+    ).content.decode()
+
+    assert change_url(consent) in html
+    assert "+14155550177" in html
