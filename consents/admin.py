@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, Streami
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 
 from consents.addresses import normalize_email, normalize_phone
 from consents.exceptions import ConsentError, InvalidAddress
@@ -23,6 +24,7 @@ from consents.ledger import (
     ConfirmationActivity,
     ConsentChange,
     RevokeActivity,
+    consent_delete,
     consent_update,
     consent_upsert,
 )
@@ -80,8 +82,6 @@ class ConsentChangeForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["loaded_revision"].initial = self.instance.revision
-            self.fields["confirmation_source"].initial = ""
-            self.fields["revoke_source"].initial = ""
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -292,6 +292,13 @@ class MarketingConsentAdmin(admin.ModelAdmin):
             self.message_user(request, f"Nothing was changed: {refused.message}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
+    def delete_model(self, request: HttpRequest, obj: MarketingConsent) -> None:
+        consent_delete(consent_id=obj.pk, context=admin_context(request, "Deleted in the admin."))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for consent in queryset.order_by("type", "address"):
+            self.delete_model(request, consent)
+
     @admin.action(description="Revoke selected consents", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         form = RevokeReasonForm(request.POST if "confirm" in request.POST else None)
@@ -377,6 +384,10 @@ class ConsentEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# Our keys are ClientApiKey (with scope and API); the library's own model stays unused.
+admin.site.unregister(APIKey)
 
 
 @admin.register(ClientApiKey)

@@ -111,7 +111,8 @@ STORAGES = {
 # must then set X-Forwarded-Proto.
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "no-referrer"
+# "no-referrer" would make browsers post forms with `Origin: null`, which CSRF protection refuses.
+SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 if SERVED_OVER_HTTPS:

@@ -413,3 +413,23 @@ def test_the_member_page_links_to_its_consents(admin_client):
 
     assert change_url(consent) in html
     assert "+14155550177" in html
+
+
+def test_deleting_in_the_admin_goes_through_the_ledger(admin_client, admin_user):
+    consent = make("x@example.com")
+
+    response = admin_client.post(
+        reverse("admin:consents_marketingconsent_delete", args=[consent.pk]), {"post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert not MarketingConsent.objects.exists()
+    event = ConsentEvent.objects.latest("id")
+    assert (event.kind, event.door, event.actor) == ("DELETED", "ADMIN", admin_user.username)
+
+
+def test_only_our_api_keys_are_in_the_admin(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert "/admin/rest_framework_api_key/" not in html
+    assert "/admin/consents/clientapikey/" in html
