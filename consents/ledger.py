@@ -302,14 +302,17 @@ class BatchItem:
 
 @transaction.atomic
 def consent_upsert_batch(
-    *, items: Sequence[BatchItem], context: ChangeContext
+    *, items: Sequence[BatchItem], context: ChangeContext, dry_run: bool = False
 ) -> list[LedgerResult | ConsentError]:
     """Upsert many consents by the rules of `consent_upsert`, in item order, with one read and
     bulk writes for the whole batch instead of a round of queries per item.
 
     A refused item (bad address, missing activity…) gets its error in its place and nothing of it
     is written, so one bad item never fails the others. Each result holds a copy of the consent
-    as it was right after its item (an address may appear more than once)."""
+    as it was right after its item (an address may appear more than once).
+
+    With `dry_run`, every item is decided exactly as it would be, and nothing is locked or
+    written: the results' events are unsaved."""
     outcomes: list[LedgerResult | ConsentError | None] = [None] * len(items)
     accepted: list[tuple[int, tuple[str, str], ConsentChange]] = []
     for index, item in enumerate(items):
@@ -323,9 +326,10 @@ def consent_upsert_batch(
 
     keys = {key for _, key, _ in accepted}
     addresses = {address for _, address in keys}
+    stored = MarketingConsent.objects.filter(address__in=addresses)
     consents = {
         (consent.type, consent.address): consent
-        for consent in MarketingConsent.objects.select_for_update().filter(address__in=addresses)
+        for consent in (stored if dry_run else stored.select_for_update())
         if (consent.type, consent.address) in keys
     }
     now = timezone.now()
@@ -344,6 +348,8 @@ def consent_upsert_batch(
                 changed_fields.setdefault(key, set()).update(changed)
         events[index] = _event(consent, kind, previous_state, change, context)
         outcomes[index] = LedgerResult(consent=copy.copy(consent), event=events[index])
+    if dry_run:
+        return outcomes
 
     lost = _insert_new_consents(created)
     if changed_fields:
