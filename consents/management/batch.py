@@ -175,7 +175,8 @@ def format_from(path: str, given: str | None, formats: Sequence[str]) -> str:
 
 
 class Report:
-    """One run's counts, its per-row lines and error report, its progress bar and summary.
+    """One run's counts (the first one counts what was read), its per-row lines and error
+    report, its progress bar and summary.
 
     Errors go to stderr (`<locator> <n>: <reason>`) and, with `--errors FILE`, to FILE as CSV
     (`<locator>,reason` and the row's fields). The summary line goes to stdout."""
@@ -213,6 +214,10 @@ class Report:
 
     def add(self, count: str, number: int = 1) -> None:
         self.counts[count] += number
+
+    def read(self, number: int) -> None:
+        """Count rows read: the first count of the summary."""
+        self.counts[next(iter(self.counts))] += number
 
     def fail(self, where: object, reason: str, values: Sequence[Any] = ()) -> None:
         self.counts["failed"] += 1

@@ -98,7 +98,7 @@ class Command(BulkCommand):
 
     def import_batch(self, batch: list[Row], report: Report) -> None:
         """One batch through the ledger (one transaction), reported in line order."""
-        report.add("rows read", len(batch))
+        report.read(len(batch))
         accepted = [row for row in batch if row.item is not None]
         outcomes = consent_upsert_batch(
             items=[row.item for row in accepted],
