@@ -12,7 +12,7 @@ import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -389,6 +389,74 @@ def consent_delete(*, consent_id: UUID | str, context: ChangeContext) -> LedgerR
     result = _result(consent, EventKind.DELETED, consent.state, ConsentChange(), context)
     consent.delete()
     return result
+
+
+@transaction.atomic
+def consent_renormalize(*, consent_id: UUID | str, context: ChangeContext) -> list[LedgerResult]:
+    """Move a consent stored under an address not in normalised form (a row written by raw SQL
+    or by older rules) to its normalised address.
+
+    When that address has a consent already, the two become one: the consent with the newest
+    activity is kept, at the normalised address, and the other is deleted (equal dates keep the
+    one already there). Returns the kept consent's result (UPDATED when it moved, UNCHANGED when
+    it stayed), then the deleted one's (DELETED, its note naming the consent it merged into).
+    Raises `InvalidAddress` when the stored address cannot be normalised."""
+    consent = _locked(id=consent_id)
+    stored_address = consent.address
+    address = normalize_address(consent.type, stored_address)
+    if address == stored_address:
+        return [_result(consent, EventKind.UNCHANGED, consent.state, ConsentChange(), context)]
+    other = (
+        MarketingConsent.objects.select_for_update()
+        .filter(type=consent.type, address=address)
+        .first()
+    )
+    if other is None:
+        return [_move(consent, address, context, f"Address normalised from {stored_address!r}.")]
+    # The older consent gives way; on equal dates the one already at the address stays.
+    ours, theirs = _activity_order(consent), _activity_order(other)
+    keep, drop = (consent, other) if ours > theirs else (other, consent)
+    why = "activity as new, at that address already" if ours == theirs else "newer activity"
+    merged = f"{drop.id} ({drop.address!r}) merged into it."
+    dropped = _result(
+        drop,
+        EventKind.DELETED,
+        drop.state,
+        ConsentChange(),
+        _noted(context, f"Merged into {keep.id} at {address!r}, kept for its {why}."),
+    )
+    drop.delete()
+    if keep is consent:
+        kept = _move(
+            consent, address, context, f"Address normalised from {stored_address!r}; {merged}"
+        )
+    else:
+        kept = _result(
+            keep, EventKind.UNCHANGED, keep.state, ConsentChange(), _noted(context, merged)
+        )
+    return [kept, dropped]
+
+
+def _move(
+    consent: MarketingConsent, address: str, context: ChangeContext, note: str
+) -> LedgerResult:
+    consent.address = address
+    consent.revision += 1
+    consent.updated_date = timezone.now()
+    consent.save(update_fields=["address", "revision", "updated_date"])
+    return _result(
+        consent, EventKind.UPDATED, consent.state, ConsentChange(), _noted(context, note)
+    )
+
+
+def _activity_order(consent: MarketingConsent) -> datetime:
+    """A consent's newest activity date, for "latest consent wins"; none counts as oldest."""
+    return consent.newest_activity_date or datetime.min.replace(tzinfo=UTC)
+
+
+def _noted(context: ChangeContext, note: str) -> ChangeContext:
+    """The context with what the ledger did added to its note."""
+    return dataclasses.replace(context, note=" ".join(filter(None, (context.note, note))))
 
 
 @transaction.atomic
