@@ -47,6 +47,17 @@ STATES_NEEDING_CONFIRMATION = frozenset({ConsentState.PENDING, ConsentState.CONF
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
+def to_millisecond(value: datetime | None) -> datetime | None:
+    """A date to the millisecond: the precision every door and export writes dates back with.
+    Activity dates are kept at it, so a consent read and written back is a no-op, never an
+    older activity that would be superseded."""
+    return value if value is None else value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _now() -> datetime:
+    return to_millisecond(timezone.now())
+
+
 @dataclass(frozen=True)
 class ChangeContext:
     """Who asks for a change, through which door: recorded on the change's event."""
@@ -78,6 +89,9 @@ class ConfirmationActivity:
     updated_date: datetime | None = None
     opt_in_level: str = OptInLevel.UNKNOWN_OPT_IN_LEVEL
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "updated_date", to_millisecond(self.updated_date))
+
     def same_as_stored(self, consent: MarketingConsent) -> bool:
         return consent.has_confirmation and (
             self.source,
@@ -99,6 +113,9 @@ class RevokeActivity:
     source: str = RevokeSource.UNKNOWN_SOURCE
     description: str = ""
     updated_date: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "updated_date", to_millisecond(self.updated_date))
 
     def same_as_stored(self, consent: MarketingConsent) -> bool:
         return consent.has_revoke and (
@@ -223,7 +240,7 @@ def consent_upsert(
     address = normalize_address(type, address)
     if expected_revision is None and connection.vendor == "postgresql":
         # The hot path: the same rules in one statement (see consents/ledger_pg.py).
-        now = timezone.now()
+        now = _now()
         done = upsert_in_one_statement(
             type=type, address=address, change=change, context=context, now=now, new_id=uuid4()
         )
@@ -332,7 +349,7 @@ def consent_upsert_batch(
         for consent in (stored if dry_run else stored.select_for_update())
         if (consent.type, consent.address) in keys
     }
-    now = timezone.now()
+    now = _now()
     created: dict[tuple[str, str], MarketingConsent] = {}
     changed_fields: dict[tuple[str, str], set[str]] = {}
     events: dict[int, ConsentEvent] = {}
@@ -442,7 +459,7 @@ def _move(
 ) -> LedgerResult:
     consent.address = address
     consent.revision += 1
-    consent.updated_date = timezone.now()
+    consent.updated_date = _now()
     consent.save(update_fields=["address", "revision", "updated_date"])
     return _result(
         consent, EventKind.UPDATED, consent.state, ConsentChange(), _noted(context, note)
@@ -465,7 +482,9 @@ def consent_confirm_by_link(
 ) -> LedgerResult:
     """The person clicked Confirm behind a confirmation link: a double opt-in."""
     consent = _locked(id=consent_id)
-    if consent.revoke_date is not None and consent.revoke_date > issued_at:
+    # Both dates are to the millisecond: an unsubscribe in the link's own millisecond counts as
+    # later, so that a confirmation never undoes it.
+    if consent.revoke_date is not None and consent.revoke_date >= to_millisecond(issued_at):
         raise StaleLink("This confirmation link was issued before a later unsubscribe.")
     change = ConsentChange(
         state=ConsentState.CONFIRMED,
@@ -540,7 +559,7 @@ def _lock_or_create(
     consent = lookup.first()
     if consent is not None:
         return consent, False
-    consent = _new_consent(type, address, change, timezone.now())
+    consent = _new_consent(type, address, change, _now())
     try:
         with transaction.atomic():
             consent.save(force_insert=True)
@@ -561,7 +580,7 @@ def _apply(
 ) -> LedgerResult:
     """Apply a change to a locked consent and save what it changed."""
     previous_state = consent.state
-    kind, changed = _decide(consent, change, timezone.now(), expected_revision=expected_revision)
+    kind, changed = _decide(consent, change, _now(), expected_revision=expected_revision)
     if changed:
         consent.save(update_fields=changed)
     return _result(consent, kind, previous_state, change, context)
