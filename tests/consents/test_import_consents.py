@@ -380,7 +380,7 @@ def test_a_missing_file_or_unknown_extension_fails_cleanly(tmp_path, run_command
     assert str(missing.value) == f"Cannot read {tmp_path / 'nope.csv'}: No such file or directory."
     assert str(unknown.value) == (
         f"Cannot tell the format of {tmp_path / 'consents.xlsx'} from its extension: "
-        "pass --format csv."
+        "pass --format csv|jsonl."
     )
 
 

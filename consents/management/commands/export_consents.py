@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -11,19 +12,22 @@ from typing import IO, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from consents.api.serializers import MarketingConsentSerializer
 from consents.exports import CSV_HEADER, consent_csv_row
 from consents.management.batch import format_from, progress_bar
 from consents.models import ConsentState, ConsentType, MarketingConsent
 
-FORMATS = ("csv",)
+FORMATS = ("csv", "jsonl")
 CHUNK_SIZE = 2000
 
 
 class Command(BaseCommand):
     help = (
         "Write every consent (or those of --state / --type) to PATH (- for stdout), ordered by "
-        "type and address, in the format import_consents reads: importing the file back changes "
-        "nothing. A file is written under a temporary name and renamed when complete."
+        "type and address, in a format import_consents reads: CSV (one activity per row) or JSON "
+        "Lines (each consent as the consent API shows it, both activities included). Importing "
+        "the file back changes nothing. A file is written under a temporary name and renamed "
+        "when complete."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -86,6 +90,14 @@ def csv_writer(output: IO[str]) -> Callable[[MarketingConsent], None]:
     return lambda consent: writer.writerow(consent_csv_row(consent))
 
 
+def jsonl_writer(output: IO[str]) -> Callable[[MarketingConsent], None]:
+    serializer = MarketingConsentSerializer()
+    return lambda consent: output.write(
+        json.dumps(serializer.to_representation(consent), ensure_ascii=False) + "\n"
+    )
+
+
 WRITERS: dict[str, Callable[[IO[str]], Callable[[MarketingConsent], None]]] = {
     "csv": csv_writer,
+    "jsonl": jsonl_writer,
 }

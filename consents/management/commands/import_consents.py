@@ -3,11 +3,14 @@ read back."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any, NamedTuple
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from consents.api.serializers import MarketingConsentInputSerializer, unwrapped
 from consents.exceptions import ConsentError, InvalidChange
 from consents.exports import CSV_COLUMNS_OF_FIELDS, CSV_HEADER, csv_row_change
 from consents.ledger import BatchItem, consent_upsert_batch
@@ -22,8 +25,9 @@ from consents.management.batch import (
     ledger_reason,
     require_header,
 )
+from consentsite.api_errors import consent_validation_body, field_violations
 
-FORMATS = ("csv",)
+FORMATS = ("csv", "jsonl")
 
 
 class Row(NamedTuple):
@@ -45,7 +49,9 @@ class Command(BulkCommand):
         "follows the ledger's rules: a row older than the consent's newest activity is recorded "
         "as superseded and changes nothing, so an import never turns a newer opt-out into an "
         "opt-in, and importing the same file again changes nothing. Bad rows are reported with "
-        "their line (the header is line 1) and do not stop the run. Dry run unless --apply."
+        "their line (the header is line 1) and do not stop the run. JSONL: one consent per "
+        "line in the consent API's upsert body, as export_consents writes it; every activity "
+        "needs its updatedDate. Dry run unless --apply."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -58,13 +64,16 @@ class Command(BulkCommand):
         super().add_arguments(parser)
 
     def handle(self, *args: object, path: str, **options: Any) -> None:
-        format_from(path, options["format"], FORMATS)
+        file_format = format_from(path, options["format"], FORMATS)
         with InputFile(path) as source:
-            rows = self.csv_rows(source)
+            if file_format == "csv":
+                rows, columns = self.csv_rows(source), CSV_HEADER
+            else:
+                rows, columns = self.jsonl_rows(source), ["record"]
             report = self.report(
                 options,
                 counts=("rows read", *LEDGER_COUNTS),
-                columns=CSV_HEADER,
+                columns=columns,
                 total=source.size,
                 unit="B",
                 unit_scale=True,
@@ -96,6 +105,25 @@ class Command(BulkCommand):
 
         return rows()
 
+    def jsonl_rows(self, source: InputFile) -> Iterator[Row]:
+        """Check the first line is a JSON object now; then the rows, each read by the consent
+        API's upsert serializer."""
+        lines = ((line, text) for line, text in source.lines() if text is None or text.strip())
+        first = next(lines, None)
+        if first is None or first[1] is None or not first[1].lstrip().startswith("{"):
+            raise CommandError(
+                f"{source.name}: expected JSON Lines, one consent object per line "
+                f"(line {first[0] if first else 1} is not a JSON object)."
+            )
+
+        def rows() -> Iterator[Row]:
+            for line, text in chain([first], lines):
+                record = [text.rstrip("\r\n")] if text is not None else []
+                problem, item = ("Not UTF-8 text.", None) if text is None else jsonl_item(text)
+                yield Row(line, record, item, problem)
+
+        return rows()
+
     def import_batch(self, batch: list[Row], report: Report) -> None:
         """One batch through the ledger (one transaction), reported in line order."""
         report.read(len(batch))
@@ -114,3 +142,24 @@ class Command(BulkCommand):
                 report.fail(row.line, ledger_reason(outcome, CSV_COLUMNS_OF_FIELDS), row.values)
             else:
                 report.outcome(row.line, outcome)
+
+
+def jsonl_item(text: str) -> tuple[str, BatchItem | None]:
+    """A line of JSON Lines as a ledger item, or why it is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return f"Not JSON: {exc.msg} at column {exc.colno}.", None
+    serializer = MarketingConsentInputSerializer(data=unwrapped(data))
+    if not serializer.is_valid():
+        return consent_validation_body(field_violations(serializer.errors))["message"], None
+    consent = serializer.validated_data
+    change = serializer.to_change(consent)
+    for field, activity in (
+        ("lastConfirmationActivity", change.confirmation),
+        ("lastRevokeActivity", change.revoke),
+    ):
+        if activity is not None and activity.updated_date is None:
+            # As in CSV: without its date an activity would count as now.
+            return f"{field}.updatedDate: An imported activity needs its date.", None
+    return "", BatchItem(consent["details"]["type"], consent["details"]["address"], change)
