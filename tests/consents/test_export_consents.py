@@ -1,17 +1,22 @@
 """manage.py export_consents: the import's format, streamed; export → import changes nothing."""
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.core.management.base import CommandError
+from django.utils import timezone
 
+from consents.exports import format_date
 from consents.ledger import (
     ChangeContext,
     ConfirmationActivity,
     ConsentChange,
     RevokeActivity,
+    consent_confirm_by_link,
+    consent_revoke_by_link,
     consent_upsert,
 )
 from consents.models import ConsentEvent, MarketingConsent
@@ -171,3 +176,74 @@ def test_a_failed_export_removes_its_partial_file(tmp_path, run_command, monkeyp
         run_command("export_consents", str(tmp_path / "out.csv"))
 
     assert os.listdir(tmp_path) == []
+
+
+def test_exports_json_lines_in_the_consent_apis_shape(consents, tmp_path, run_command):
+    path = tmp_path / "out.jsonl"
+
+    run_command("export_consents", str(path), "--type", "PHONE", "--state", "PENDING")
+
+    [line] = path.read_text(encoding="utf-8").splitlines()
+    consent = MarketingConsent.objects.get(address="+14155550100")
+    assert json.loads(line) == {
+        "id": str(consent.id),
+        "revision": "1",
+        "details": {"type": "PHONE", "phone": "+14155550100"},
+        "state": "PENDING",
+        "lastConfirmationActivity": {
+            "source": "IN_PERSON",
+            "description": "",
+            "updatedDate": "2025-01-04T12:00:00.000Z",
+            "optInLevel": "DOUBLE_CONFIRMATION",
+        },
+        "extendedFields": {"namespaces": {"shop": {"store": "12"}}},
+        "createdDate": format_date(consent.created_date),
+        "updatedDate": format_date(consent.updated_date),
+    }
+
+
+@pytest.mark.parametrize("extension", ["csv", "jsonl"])
+def test_consents_dated_now_round_trip_to_no_change(consents, tmp_path, run_command, extension):
+    # Dates set by the server's clock, not by a client.
+    amy = MarketingConsent.objects.get(address="amy@example.com")
+    consent_confirm_by_link(consent_id=amy.id, issued_at=timezone.now(), context=CONTEXT)
+    zoe = MarketingConsent.objects.get(address="zoe@example.com")
+    consent_revoke_by_link(consent_id=zoe.id, context=CONTEXT)
+    path = str(tmp_path / f"out.{extension}")
+    before = list(MarketingConsent.objects.order_by("id").values())
+    run_command("export_consents", path)
+
+    output = run_command("import_consents", path, "--apply")
+
+    assert output.stdout == (
+        "rows read: 5, created: 0, updated: 0, unchanged: 5, superseded: 0, failed: 0\n"
+    )
+    assert list(MarketingConsent.objects.order_by("id").values()) == before
+
+
+def test_json_lines_into_an_empty_database_recreate_both_activities(
+    consents, tmp_path, run_command
+):
+    path = str(tmp_path / "out.jsonl")
+    run_command("export_consents", path)
+    fields = [
+        "type",
+        "address",
+        "state",
+        "confirmation_source",
+        "confirmation_description",
+        "confirmation_date",
+        "confirmation_opt_in_level",
+        "revoke_source",
+        "revoke_description",
+        "revoke_date",
+        "extended_fields",
+    ]
+    exported = list(MarketingConsent.objects.order_by("type", "address").values_list(*fields))
+    MarketingConsent.objects.all().delete()
+
+    run_command("import_consents", path, "--apply")
+
+    assert list(MarketingConsent.objects.order_by("type", "address").values_list(*fields)) == (
+        exported
+    )

@@ -428,3 +428,104 @@ def test_a_large_file_imports_in_a_bounded_number_of_queries_per_batch(
     assert output.stdout.startswith("rows read: 20000, created: 20000,")
     assert MarketingConsent.objects.count() == 20_000
     assert ConsentEvent.objects.count() == 20_000
+
+
+# --- JSON Lines ---------------------------------------------------------------------------------
+
+JSONL_GOOD = [
+    # As export_consents writes it (the consent API's consent, extra fields ignored).
+    '{"id": "x", "revision": "3", "details": {"type": "EMAIL", "email": "Ann@Example.com"}, '
+    '"state": "CONFIRMED", "lastConfirmationActivity": {"source": "FORM", "description": "", '
+    '"updatedDate": "2025-01-02T12:00:00.000Z", "optInLevel": "SINGLE_CONFIRMATION"}, '
+    '"extendedFields": {"namespaces": {"shop": {"store": "12"}}}}',
+    # Wrapped, snake_case, both activities.
+    '{"marketingConsent": {"details": {"type": "PHONE", "phone": "+1 415 555 0100"}, '
+    '"state": "REVOKED", "last_confirmation_activity": {"source": "IN_PERSON", '
+    '"updated_date": "2025-01-01T00:00:00Z"}, "lastRevokeActivity": {"source": "FORM", '
+    '"updatedDate": "2025-01-03T12:00:00Z"}}}',
+]
+
+
+def test_jsonl_lines_are_read_by_the_consent_apis_serializer(tmp_path, run_command):
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(JSONL_GOOD) + "\n", encoding="utf-8")
+
+    output = run_command("import_consents", str(path), "--apply")
+
+    assert output.stdout == (
+        "rows read: 2, created: 2, updated: 0, unchanged: 0, superseded: 0, failed: 0\n"
+    )
+    ann = MarketingConsent.objects.get(type="EMAIL")
+    assert (ann.address, ann.state, ann.confirmation_date, ann.extended_fields) == (
+        "ann@example.com",
+        "CONFIRMED",
+        day(2),
+        {"namespaces": {"shop": {"store": "12"}}},
+    )
+    phone = MarketingConsent.objects.get(type="PHONE")
+    assert (phone.address, phone.state, phone.confirmation_source, phone.revoke_date) == (
+        "+14155550100",
+        "REVOKED",
+        "IN_PERSON",
+        day(3),
+    )
+    assert set(ConsentEvent.objects.values_list("door", "actor")) == {
+        ("COMMAND", "import_consents")
+    }
+
+
+JSONL_BAD = [
+    ('{"details": {"type": "EMAIL", "email": "a@example.com"}, "state": "CONFIRMED"',
+     "Not JSON: Expecting ',' delimiter at column 78."),
+    ('{"details": {"type": "EMAIL", "email": "nope"}, "state": "CONFIRMED", '
+     '"lastConfirmationActivity": {"updatedDate": "2025-01-02T00:00:00Z"}}',
+     "details.email: 'nope' is not a valid email address."),
+    ('{"details": {"type": "EMAIL", "email": "a@example.com"}, "state": "PENDING"}',
+     "lastConfirmationActivity: Required when the state is PENDING."),
+    ('{"details": {"type": "EMAIL", "email": "a@example.com"}, "state": "REVOKED", '
+     '"lastRevokeActivity": {"source": "FORM"}}',
+     "lastRevokeActivity.updatedDate: An imported activity needs its date."),
+    ("[1, 2]", "Invalid data. Expected a dictionary, but got list."),
+]  # fmt: skip
+
+
+def test_bad_jsonl_lines_are_reported_with_their_line(tmp_path, run_command):
+    path = tmp_path / "in.jsonl"
+    lines = [JSONL_GOOD[0], "", *(line for line, _ in JSONL_BAD)]
+    path.write_bytes("\n".join(lines).encode() + b"\n\xff\xfe\n")
+    errors = tmp_path / "errors.csv"
+
+    output = run_command("import_consents", str(path), "--apply", "--errors", str(errors))
+
+    expected = [(line, reason) for line, (_, reason) in enumerate(JSONL_BAD, start=3)]
+    expected.append((8, "Not UTF-8 text."))
+    assert output.stderr.splitlines() == [f"line {line}: {reason}" for line, reason in expected]
+    assert output.stdout == (
+        "rows read: 7, created: 1, updated: 0, unchanged: 0, superseded: 0, failed: 6\n"
+    )
+    with errors.open(newline="", encoding="utf-8") as report:
+        written = list(csv.reader(report))
+    assert written[0] == ["line", "reason", "record"]
+    assert written[1] == ["3", JSONL_BAD[0][1], JSONL_BAD[0][0]]
+    assert written[-1] == ["8", "Not UTF-8 text."]
+
+
+def test_a_file_that_is_not_json_lines_fails_cleanly(tmp_path, run_command):
+    path = write_csv(tmp_path / "consents.jsonl", GOOD_ROWS[0])
+
+    with pytest.raises(CommandError) as raised:
+        run_command("import_consents", path, "--apply")
+
+    assert str(raised.value) == (
+        f"{path}: expected JSON Lines, one consent object per line (line 1 is not a JSON object)."
+    )
+    assert MarketingConsent.objects.count() == 0
+
+
+def test_jsonl_is_read_from_stdin_with_format(monkeypatch, run_command):
+    data = (JSONL_GOOD[0] + "\n").encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+    output = run_command("import_consents", "-", "--format", "jsonl", "--apply")
+
+    assert output.stdout.startswith("rows read: 1, created: 1,")

@@ -25,7 +25,7 @@ from consents.management.batch import (
     ledger_reason,
     require_header,
 )
-from consentsite.api_errors import consent_validation_body, field_violations
+from consentsite.api_errors import field_violations
 
 FORMATS = ("csv", "jsonl")
 
@@ -147,12 +147,15 @@ class Command(BulkCommand):
 def jsonl_item(text: str) -> tuple[str, BatchItem | None]:
     """A line of JSON Lines as a ledger item, or why it is not one."""
     try:
-        data = json.loads(text)
+        data = json.loads(text.strip())
     except ValueError as exc:
         return f"Not JSON: {exc.msg} at column {exc.colno}.", None
     serializer = MarketingConsentInputSerializer(data=unwrapped(data))
     if not serializer.is_valid():
-        return consent_validation_body(field_violations(serializer.errors))["message"], None
+        violations = field_violations(serializer.errors)
+        return "; ".join(
+            ": ".join(filter(None, (v["field"], v["description"]))) for v in violations
+        ), None
     consent = serializer.validated_data
     change = serializer.to_change(consent)
     for field, activity in (
