@@ -5,9 +5,19 @@ activity when it is REVOKED, none otherwise. `import_consents` reads these rows 
 re-imported changes nothing.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from consents.models import ConsentState, MarketingConsent
+from consents.exceptions import InvalidChange
+from consents.ledger import BatchItem, ConfirmationActivity, ConsentChange, RevokeActivity
+from consents.models import (
+    ConfirmationSource,
+    ConsentState,
+    ConsentType,
+    MarketingConsent,
+    OptInLevel,
+    RevokeSource,
+)
 
 CSV_HEADER = ["type", "address", "state", "source", "opt_in_level", "description", "date"]
 
@@ -37,3 +47,81 @@ def consent_csv_row(consent: MarketingConsent) -> list[str]:
     else:
         activity = ["", "", "", ""]
     return [consent.type, consent.address, consent.state, *activity]
+
+
+# Where a refusal of the ledger points, in the CSV's own column names.
+CSV_COLUMNS_OF_FIELDS = {
+    "state": "state",
+    "lastConfirmationActivity": "",
+    "lastConfirmationActivity.source": "source",
+    "lastConfirmationActivity.optInLevel": "opt_in_level",
+    "lastConfirmationActivity.updatedDate": "date",
+    "lastRevokeActivity": "",
+    "lastRevokeActivity.source": "source",
+    "lastRevokeActivity.updatedDate": "date",
+}
+_TYPES = frozenset(ConsentType.values)
+_STATES = frozenset(ConsentState.values)
+_CONFIRMED_STATES = frozenset({ConsentState.PENDING, ConsentState.CONFIRMED})
+
+
+def parse_date(text: str) -> datetime:
+    """An ISO-8601 date (a date without offset is UTC, as the consent API reads it)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidChange(
+            f"{text!r} is not an ISO-8601 date.", field="date", rule="FORMAT"
+        ) from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def csv_row_change(values: Sequence[str]) -> BatchItem:
+    """Read a row of `consent_csv_row` back as the ledger change it stands for.
+
+    Raises `InvalidChange` (its `field` a CSV column) for what the format itself forbids; the
+    ledger's own rules (a state's required activity, enum values, valid addresses) are left to
+    the ledger. The date of an activity is required: a missing one would count as "now" and so
+    win over every newer opt-out already recorded."""
+    type_, address, state, source, opt_in_level, description, date = values
+    if type_ not in _TYPES:
+        raise InvalidChange(
+            f"{type_!r} is not one of {', '.join(ConsentType.values)}.",
+            field="type",
+            rule="INVALID_ENUM_VALUE",
+        )
+    if state not in _STATES:
+        raise InvalidChange(
+            f"{state!r} is not one of {', '.join(ConsentState.values)}.",
+            field="state",
+            rule="INVALID_ENUM_VALUE",
+        )
+    if not (source or opt_in_level or description or date):
+        return BatchItem(type_, address, ConsentChange(state=state))
+    if state not in _CONFIRMED_STATES and state != ConsentState.REVOKED:
+        raise InvalidChange(
+            f"A {state} row has no activity: leave source, opt_in_level, description and date "
+            "empty.",
+            field="state",
+        )
+    if not date:
+        raise InvalidChange("The activity's date is required.", field="date")
+    if state == ConsentState.REVOKED:
+        if opt_in_level:
+            raise InvalidChange(
+                "Only a confirmation activity has an opt-in level: leave it empty for REVOKED.",
+                field="opt_in_level",
+            )
+        revoke = RevokeActivity(
+            source=source or RevokeSource.UNKNOWN_SOURCE,
+            description=description,
+            updated_date=parse_date(date),
+        )
+        return BatchItem(type_, address, ConsentChange(state=state, revoke=revoke))
+    confirmation = ConfirmationActivity(
+        source=source or ConfirmationSource.UNKNOWN_SOURCE,
+        description=description,
+        updated_date=parse_date(date),
+        opt_in_level=opt_in_level or OptInLevel.UNKNOWN_OPT_IN_LEVEL,
+    )
+    return BatchItem(type_, address, ConsentChange(state=state, confirmation=confirmation))

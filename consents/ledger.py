@@ -12,7 +12,7 @@ import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -47,6 +47,17 @@ STATES_NEEDING_CONFIRMATION = frozenset({ConsentState.PENDING, ConsentState.CONF
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
+def to_millisecond(value: datetime | None) -> datetime | None:
+    """A date to the millisecond: the precision every door and export writes dates back with.
+    Activity dates are kept at it, so a consent read and written back is a no-op, never an
+    older activity that would be superseded."""
+    return value if value is None else value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _now() -> datetime:
+    return to_millisecond(timezone.now())
+
+
 @dataclass(frozen=True)
 class ChangeContext:
     """Who asks for a change, through which door: recorded on the change's event."""
@@ -78,6 +89,9 @@ class ConfirmationActivity:
     updated_date: datetime | None = None
     opt_in_level: str = OptInLevel.UNKNOWN_OPT_IN_LEVEL
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "updated_date", to_millisecond(self.updated_date))
+
     def same_as_stored(self, consent: MarketingConsent) -> bool:
         return consent.has_confirmation and (
             self.source,
@@ -99,6 +113,9 @@ class RevokeActivity:
     source: str = RevokeSource.UNKNOWN_SOURCE
     description: str = ""
     updated_date: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "updated_date", to_millisecond(self.updated_date))
 
     def same_as_stored(self, consent: MarketingConsent) -> bool:
         return consent.has_revoke and (
@@ -223,7 +240,7 @@ def consent_upsert(
     address = normalize_address(type, address)
     if expected_revision is None and connection.vendor == "postgresql":
         # The hot path: the same rules in one statement (see consents/ledger_pg.py).
-        now = timezone.now()
+        now = _now()
         done = upsert_in_one_statement(
             type=type, address=address, change=change, context=context, now=now, new_id=uuid4()
         )
@@ -302,14 +319,17 @@ class BatchItem:
 
 @transaction.atomic
 def consent_upsert_batch(
-    *, items: Sequence[BatchItem], context: ChangeContext
+    *, items: Sequence[BatchItem], context: ChangeContext, dry_run: bool = False
 ) -> list[LedgerResult | ConsentError]:
     """Upsert many consents by the rules of `consent_upsert`, in item order, with one read and
     bulk writes for the whole batch instead of a round of queries per item.
 
     A refused item (bad address, missing activity…) gets its error in its place and nothing of it
     is written, so one bad item never fails the others. Each result holds a copy of the consent
-    as it was right after its item (an address may appear more than once)."""
+    as it was right after its item (an address may appear more than once).
+
+    With `dry_run`, every item is decided exactly as it would be, and nothing is locked or
+    written: the results' events are unsaved."""
     outcomes: list[LedgerResult | ConsentError | None] = [None] * len(items)
     accepted: list[tuple[int, tuple[str, str], ConsentChange]] = []
     for index, item in enumerate(items):
@@ -322,8 +342,11 @@ def consent_upsert_batch(
         accepted.append((index, key, item.change))
 
     keys = {key for _, key, _ in accepted}
-    consents = {(consent.type, consent.address): consent for consent in _lock_in_order(keys)}
-    now = timezone.now()
+    consents = {
+        (consent.type, consent.address): consent
+        for consent in _lock_in_order(keys, lock=not dry_run)
+    }
+    now = _now()
     created: dict[tuple[str, str], MarketingConsent] = {}
     changed_fields: dict[tuple[str, str], set[str]] = {}
     events: dict[int, ConsentEvent] = {}
@@ -339,6 +362,8 @@ def consent_upsert_batch(
                 changed_fields.setdefault(key, set()).update(changed)
         events[index] = _event(consent, kind, previous_state, change, context)
         outcomes[index] = LedgerResult(consent=copy.copy(consent), event=events[index])
+    if dry_run:
+        return outcomes
 
     lost = _insert_new_consents(created)
     if changed_fields:
@@ -358,14 +383,15 @@ def consent_upsert_batch(
     return outcomes
 
 
-def _lock_in_order(keys: set[tuple[str, str]]) -> list[MarketingConsent]:
-    """Lock the consents of these addresses. Every batch takes its locks (and makes its inserts)
-    in (type, address) order, so that concurrent batches sharing addresses cannot deadlock."""
+def _lock_in_order(keys: set[tuple[str, str]], *, lock: bool = True) -> list[MarketingConsent]:
+    """Lock (or, with `lock=False`, only read) the consents of these addresses. Every batch takes
+    its locks (and makes its inserts) in (type, address) order, so that concurrent batches
+    sharing addresses cannot deadlock."""
     if not keys:
         return []
-    rows = MarketingConsent.objects.select_for_update().filter(
-        address__in={address for _, address in keys}
-    )
+    rows = MarketingConsent.objects.filter(address__in={address for _, address in keys})
+    if lock:
+        rows = rows.select_for_update()
     return [c for c in rows.order_by("type", "address") if (c.type, c.address) in keys]
 
 
@@ -395,12 +421,82 @@ def consent_delete(*, consent_id: UUID | str, context: ChangeContext) -> LedgerR
 
 
 @transaction.atomic
+def consent_renormalize(*, consent_id: UUID | str, context: ChangeContext) -> list[LedgerResult]:
+    """Move a consent stored under an address not in normalised form (a row written by raw SQL
+    or by older rules) to its normalised address.
+
+    When that address has a consent already, the two become one: the consent with the newest
+    activity is kept, at the normalised address, and the other is deleted (equal dates keep the
+    one already there). Returns the kept consent's result (UPDATED when it moved, UNCHANGED when
+    it stayed), then the deleted one's (DELETED, its note naming the consent it merged into).
+    Raises `InvalidAddress` when the stored address cannot be normalised."""
+    consent = _locked(id=consent_id)
+    stored_address = consent.address
+    address = normalize_address(consent.type, stored_address)
+    if address == stored_address:
+        return [_result(consent, EventKind.UNCHANGED, consent.state, ConsentChange(), context)]
+    other = (
+        MarketingConsent.objects.select_for_update()
+        .filter(type=consent.type, address=address)
+        .first()
+    )
+    if other is None:
+        return [_move(consent, address, context, f"Address normalised from {stored_address!r}.")]
+    # The older consent gives way; on equal dates the one already at the address stays.
+    ours, theirs = _activity_order(consent), _activity_order(other)
+    keep, drop = (consent, other) if ours > theirs else (other, consent)
+    why = "activity as new, at that address already" if ours == theirs else "newer activity"
+    merged = f"{drop.id} ({drop.address!r}) merged into it."
+    dropped = _result(
+        drop,
+        EventKind.DELETED,
+        drop.state,
+        ConsentChange(),
+        _noted(context, f"Merged into {keep.id} at {address!r}, kept for its {why}."),
+    )
+    drop.delete()
+    if keep is consent:
+        kept = _move(
+            consent, address, context, f"Address normalised from {stored_address!r}; {merged}"
+        )
+    else:
+        kept = _result(
+            keep, EventKind.UNCHANGED, keep.state, ConsentChange(), _noted(context, merged)
+        )
+    return [kept, dropped]
+
+
+def _move(
+    consent: MarketingConsent, address: str, context: ChangeContext, note: str
+) -> LedgerResult:
+    consent.address = address
+    consent.revision += 1
+    consent.updated_date = _now()
+    consent.save(update_fields=["address", "revision", "updated_date"])
+    return _result(
+        consent, EventKind.UPDATED, consent.state, ConsentChange(), _noted(context, note)
+    )
+
+
+def _activity_order(consent: MarketingConsent) -> datetime:
+    """A consent's newest activity date, for "latest consent wins"; none counts as oldest."""
+    return consent.newest_activity_date or datetime.min.replace(tzinfo=UTC)
+
+
+def _noted(context: ChangeContext, note: str) -> ChangeContext:
+    """The context with what the ledger did added to its note."""
+    return dataclasses.replace(context, note=" ".join(filter(None, (context.note, note))))
+
+
+@transaction.atomic
 def consent_confirm_by_link(
     *, consent_id: UUID | str, issued_at: datetime, context: ChangeContext
 ) -> LedgerResult:
     """The person clicked Confirm behind a confirmation link: a double opt-in."""
     consent = _locked(id=consent_id)
-    if consent.revoke_date is not None and consent.revoke_date > issued_at:
+    # Both dates are to the millisecond: an unsubscribe in the link's own millisecond counts as
+    # later, so that a confirmation never undoes it.
+    if consent.revoke_date is not None and consent.revoke_date >= to_millisecond(issued_at):
         raise StaleLink("This confirmation link was issued before a later unsubscribe.")
     change = ConsentChange(
         state=ConsentState.CONFIRMED,
@@ -475,7 +571,7 @@ def _lock_or_create(
     consent = lookup.first()
     if consent is not None:
         return consent, False
-    consent = _new_consent(type, address, change, timezone.now())
+    consent = _new_consent(type, address, change, _now())
     try:
         with transaction.atomic():
             consent.save(force_insert=True)
@@ -496,7 +592,7 @@ def _apply(
 ) -> LedgerResult:
     """Apply a change to a locked consent and save what it changed."""
     previous_state = consent.state
-    kind, changed = _decide(consent, change, timezone.now(), expected_revision=expected_revision)
+    kind, changed = _decide(consent, change, _now(), expected_revision=expected_revision)
     if changed:
         consent.save(update_fields=changed)
     return _result(consent, kind, previous_state, change, context)

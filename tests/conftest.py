@@ -1,4 +1,9 @@
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -35,3 +40,21 @@ def api_client(api_key: ClientApiKey) -> APIClient:
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@dataclass(frozen=True)
+class CommandOutput:
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_command() -> Callable[..., CommandOutput]:
+    """Run a management command with command-line arguments; return what it printed."""
+
+    def run(*args: str) -> CommandOutput:
+        stdout, stderr = StringIO(), StringIO()
+        call_command(*args, stdout=stdout, stderr=stderr)
+        return CommandOutput(stdout.getvalue(), stderr.getvalue())
+
+    return run

@@ -133,3 +133,39 @@ def test_batch_reads_and_writes_in_a_fixed_number_of_queries(django_assert_max_n
         consent_upsert_batch(items=items, context=CONTEXT)
 
     assert MarketingConsent.objects.filter(state="REVOKED").count() == 100
+
+
+def described(outcomes: list) -> list:
+    return [
+        type(o).__name__
+        if isinstance(o, Exception)
+        else (o.kind, o.consent.state, o.consent.revision, o.event.previous_state)
+        for o in outcomes
+    ]
+
+
+def test_dry_run_decides_as_applying_would_and_writes_nothing(django_assert_num_queries):
+    consent_upsert(type="EMAIL", address="old@example.com", change=revoked(5), context=CONTEXT)
+    items = [
+        BatchItem("EMAIL", "new@example.com", confirmed(2)),
+        BatchItem("EMAIL", "old@example.com", confirmed(3)),
+        BatchItem("EMAIL", "old@example.com", revoked(6)),
+        BatchItem("EMAIL", "bad address", confirmed(2)),
+    ]
+    before = list(MarketingConsent.objects.values())
+
+    # Savepoint, one read without a lock, release: no write.
+    with django_assert_num_queries(3):
+        dry = consent_upsert_batch(items=items, context=CONTEXT, dry_run=True)
+
+    assert list(MarketingConsent.objects.values()) == before
+    assert ConsentEvent.objects.count() == 1
+    assert [o.event.pk for o in dry[:3]] == [None, None, None]
+    assert described(dry) == [
+        ("CREATED", "CONFIRMED", 1, ""),
+        ("SUPERSEDED", "REVOKED", 1, "REVOKED"),
+        ("UPDATED", "REVOKED", 2, "REVOKED"),
+        "InvalidAddress",
+    ]
+    applied = consent_upsert_batch(items=items, context=CONTEXT)
+    assert described(applied) == described(dry)
