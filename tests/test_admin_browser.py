@@ -1,14 +1,14 @@
 """The staff scenario in a real browser (Debian's chromium, driven by Playwright)."""
 
-import os
 import re
 from pathlib import Path
 
 import pytest
+from rest_framework.test import APIClient
 
 from consents.ledger import ChangeContext, ConfirmationActivity, ConsentChange, consent_upsert
 from consents.models import ConsentEvent, MarketingConsent
-from tests.factories import MemberFactory
+from tests.factories import ClientApiKeyFactory, MemberFactory, MemberSessionFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -89,4 +89,16 @@ def test_staff_find_a_member_by_phone_and_revoke_the_email_consent(
     assert (consent.state, consent.revoke_description) == ("REVOKED", "Asked by phone, ticket 881")
     event = ConsentEvent.objects.latest("id")
     assert (event.door, event.actor) == ("ADMIN", "sam")
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+    # The revocation is visible through both APIs too.
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {ClientApiKeyFactory().clear_key}")
+    got = api.get(
+        "/marketing-consent/v1/marketing-consent/get-by", {"type": "EMAIL", "email": member.email}
+    ).json()
+    assert got["marketingConsent"]["state"] == "REVOKED"
+    assert got["communicationEligibility"]["granted"] is False
+    MemberSessionFactory(correlation_id="corr-ada", member=member)
+    loyalty = api.get("/client/users/corr-ada/profile/marketing-preferences").json()["EMAIL"]
+    assert loyalty["LOYALTY"]["status"] == "OPTED_OUT"
+    assert loyalty["LOYALTY"]["lastStatusUpdateSource"] == "CONSOLE"
