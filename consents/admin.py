@@ -57,6 +57,19 @@ def admin_context(request: HttpRequest, reason: str) -> ChangeContext:
     return dataclasses.replace(context, note=reason)
 
 
+class AddressSearchMixin:
+    """Search also finds the address in its normalised spelling (`ANN@Example.com`,
+    `(415) 555-0100`)."""
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term:
+            results |= queryset.filter(address__in=normalised_spellings(search_term))
+        return results, may_have_duplicates
+
+
 class ConsentChangeForm(forms.ModelForm):
     """A staff change of state: the activity that justifies it and a reason are required."""
 
@@ -153,7 +166,7 @@ class RevokeReasonForm(forms.Form):
 
 
 @admin.register(MarketingConsent)
-class MarketingConsentAdmin(admin.ModelAdmin):
+class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
     form = ConsentChangeForm
     list_display = [
         "address",
@@ -227,14 +240,6 @@ class MarketingConsentAdmin(admin.ModelAdmin):
         if obj is not None:
             fields += ["type", "address"]  # an address's consent stays that address's
         return fields
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if search_term:
-            results |= queryset.filter(address__in=normalised_spellings(search_term))
-        return results, may_have_duplicates
 
     @admin.display(description="Current link")
     def current_link(self, consent: MarketingConsent) -> str:
@@ -359,7 +364,7 @@ def csv_lines(queryset: QuerySet) -> Iterator[str]:
 
 
 @admin.register(ConsentEvent)
-class ConsentEventAdmin(admin.ModelAdmin):
+class ConsentEventAdmin(AddressSearchMixin, admin.ModelAdmin):
     """The proof: read-only for everyone, superusers included."""
 
     list_display = ["recorded_at", "address", "kind", "state", "revision", "door", "actor"]
@@ -367,14 +372,6 @@ class ConsentEventAdmin(admin.ModelAdmin):
     search_fields = ["address", "actor"]
     search_help_text = "Address (any spelling) or actor."
     date_hierarchy = "recorded_at"
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if search_term:
-            results |= queryset.filter(address__in=normalised_spellings(search_term))
-        return results, may_have_duplicates
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
