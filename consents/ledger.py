@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -29,7 +31,7 @@ from consents.exceptions import (
     RevisionMismatch,
     StaleLink,
 )
-from consents.ledger_pg import upsert_in_one_statement
+from consents.ledger_pg import staging_row, upsert_in_one_statement, upsert_many_in_sql
 from consents.models import (
     ConfirmationSource,
     ConsentEvent,
@@ -215,6 +217,17 @@ class ConsentChange:
             return self.revoke
         return self.confirmation or self.revoke
 
+    def primary_activity_name(self) -> str:
+        """Which activity the change's event records: "confirmation", "revoke" or ""."""
+        primary = self.primary_activity()
+        if primary is None:
+            return ""
+        return "confirmation" if primary is self.confirmation else "revoke"
+
+    def keeps_state_of(self, consent_type: str) -> bool:
+        """An existing email consent asked for UNKNOWN_STATE keeps its state (DESIGN.md §4.1)."""
+        return consent_type == ConsentType.EMAIL and self.state == ConsentState.UNKNOWN_STATE
+
     def as_json(self) -> dict[str, Any]:
         """The change as it was sent, for the event's proof: `dataclasses.asdict` without its
         parts left out, written out because it runs once per event."""
@@ -235,6 +248,23 @@ class LedgerResult:
     @property
     def kind(self) -> str:
         return self.event.kind
+
+
+class Outcome(NamedTuple):
+    """What a write did to one consent, without loading it: what bulk commands report."""
+
+    kind: str
+    type: str
+    address: str
+    previous_state: str
+    state: str
+
+    @classmethod
+    def of(cls, result: LedgerResult) -> Outcome:
+        consent = result.consent
+        return cls(
+            result.kind, consent.type, consent.address, result.event.previous_state, consent.state
+        )
 
 
 # --- public write functions --------------------------------------------------------------------
@@ -343,17 +373,7 @@ def consent_upsert_batch(
 
     With `dry_run`, every item is decided exactly as it would be, and nothing is locked or
     written: the results' events are unsaved."""
-    outcomes: list[LedgerResult | ConsentError | None] = [None] * len(items)
-    accepted: list[tuple[int, tuple[str, str], ConsentChange]] = []
-    for index, item in enumerate(items):
-        try:
-            item.change.validate(state_required=True)
-            key = (item.type, normalize_address(item.type, item.address))
-        except ConsentError as exc:
-            outcomes[index] = exc
-            continue
-        accepted.append((index, key, item.change))
-
+    outcomes, accepted = _accept(items)
     keys = {key for _, key, _ in accepted}
     addresses = {address for _, address in keys}
     stored = MarketingConsent.objects.filter(address__in=addresses)
@@ -396,6 +416,68 @@ def consent_upsert_batch(
                 type=key[0], address=key[1], change=change, context=context
             )
     return outcomes
+
+
+def consent_upsert_many(
+    *, items: Sequence[BatchItem], context: ChangeContext, dry_run: bool = False
+) -> list[Outcome | ConsentError]:
+    """The bulk commands' batch path: `consent_upsert_batch`, its rules and its events, with
+    outcomes instead of consents, so that nothing is loaded that is not reported.
+
+    On PostgreSQL the batch is COPY'd into a staging table and merged by set-based statements
+    (consents/ledger_pg.py), tested to give the same outcomes and events as the Python path.
+    An address that appears several times in the batch is merged once per appearance, in order.
+    A dry run takes the Python path, which writes nothing."""
+    if dry_run or connection.vendor != "postgresql":
+        return [
+            outcome if isinstance(outcome, ConsentError) else Outcome.of(outcome)
+            for outcome in consent_upsert_batch(items=items, context=context, dry_run=dry_run)
+        ]
+    outcomes, accepted = _accept(items)
+    appearances: dict[tuple[str, str], int] = {}
+    rows = []
+    for index, key, change in accepted:
+        merge_round = appearances[key] = appearances.get(key, -1) + 1
+        rows.append(
+            staging_row(
+                index,
+                merge_round,
+                key,
+                change,
+                keeps_state=change.keeps_state_of(key[0]),
+                activity=change.primary_activity_name(),
+                request=json.dumps(change.as_json(), cls=DjangoJSONEncoder),
+            )
+        )
+    with transaction.atomic():
+        merged = upsert_many_in_sql(rows, context=context, now=_now())
+        for index, key, change in accepted:
+            if index in merged:
+                outcomes[index] = Outcome(*merged[index])
+            else:
+                # A concurrent writer created the address first: its items from there on are
+                # applied one by one, in order, as updates of the winner's row.
+                result = consent_upsert(type=key[0], address=key[1], change=change, context=context)
+                outcomes[index] = Outcome.of(result)
+    return outcomes
+
+
+def _accept(
+    items: Sequence[BatchItem],
+) -> tuple[list[Any], list[tuple[int, tuple[str, str], ConsentChange]]]:
+    """Validate and normalise a batch: each refused item's error in its place, and the
+    accepted ones as (index, (type, normalised address), change)."""
+    outcomes: list[Any] = [None] * len(items)
+    accepted: list[tuple[int, tuple[str, str], ConsentChange]] = []
+    for index, item in enumerate(items):
+        try:
+            item.change.validate(state_required=True)
+            key = (item.type, normalize_address(item.type, item.address))
+        except ConsentError as exc:
+            outcomes[index] = exc
+            continue
+        accepted.append((index, key, item.change))
+    return outcomes, accepted
 
 
 def _insert_new_consents(created: dict[tuple[str, str], MarketingConsent]) -> set[tuple[str, str]]:
@@ -649,14 +731,8 @@ def _set_fields(
 ) -> None:
     """Copy a change onto a consent (in memory). An activity sent again without a date keeps
     its stored date, so that replaying a request is a no-op."""
-    if change.state is not None:
-        keeps_state = (
-            not creating
-            and consent.type == ConsentType.EMAIL
-            and change.state == ConsentState.UNKNOWN_STATE
-        )
-        if not keeps_state:
-            consent.state = change.state
+    if change.state is not None and (creating or not change.keeps_state_of(consent.type)):
+        consent.state = change.state
     if change.confirmation is not None:
         activity = change.confirmation
         if not activity.same_as_stored(consent):
