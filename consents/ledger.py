@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -29,7 +31,7 @@ from consents.exceptions import (
     RevisionMismatch,
     StaleLink,
 )
-from consents.ledger_pg import upsert_in_one_statement
+from consents.ledger_pg import staging_row, upsert_in_one_statement, upsert_many_in_sql
 from consents.models import (
     ConfirmationSource,
     ConsentEvent,
@@ -42,6 +44,11 @@ from consents.models import (
 )
 
 STATES_NEEDING_CONFIRMATION = frozenset({ConsentState.PENDING, ConsentState.CONFIRMED})
+# Each enum's values, computed once: `TextChoices.values` builds a new list on every access.
+_ENUM_VALUES = {
+    choices: frozenset(choices.values)
+    for choices in (ConsentState, ConfirmationSource, OptInLevel, RevokeSource)
+}
 # Activity dates later than this past the server's clock are refused: "latest consent wins", so a
 # date far in the future would freeze the consent against every later opt-in or opt-out.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -157,7 +164,7 @@ class ConsentChange:
                 "Extended fields must be an object.", field="extendedFields", rule="FORMAT"
             )
         for field, value, choices in checks:
-            if value is not None and value not in choices.values:
+            if value is not None and value not in _ENUM_VALUES[choices]:
                 raise InvalidChange(
                     f"{value!r} is not one of {', '.join(choices.values)}.",
                     field=field,
@@ -175,7 +182,7 @@ class ConsentChange:
             )
 
     def _validate_dates(self) -> None:
-        latest_allowed = timezone.now() + MAX_CLOCK_SKEW
+        latest_allowed = None
         for field, activity in (
             ("lastConfirmationActivity", self.confirmation),
             ("lastRevokeActivity", self.revoke),
@@ -187,6 +194,7 @@ class ConsentChange:
                 raise InvalidChange(
                     "The date needs a time zone.", field=f"{field}.updatedDate", rule="FORMAT"
                 )
+            latest_allowed = latest_allowed or timezone.now() + MAX_CLOCK_SKEW
             if date > latest_allowed:
                 raise InvalidChange(
                     "The date is in the future.",
@@ -209,9 +217,27 @@ class ConsentChange:
             return self.revoke
         return self.confirmation or self.revoke
 
+    def primary_activity_name(self) -> str:
+        """Which activity the change's event records: "confirmation", "revoke" or ""."""
+        primary = self.primary_activity()
+        if primary is None:
+            return ""
+        return "confirmation" if primary is self.confirmation else "revoke"
+
+    def keeps_state_of(self, consent_type: str) -> bool:
+        """An existing email consent asked for UNKNOWN_STATE keeps its state (DESIGN.md §4.1)."""
+        return consent_type == ConsentType.EMAIL and self.state == ConsentState.UNKNOWN_STATE
+
     def as_json(self) -> dict[str, Any]:
-        """The change as it was sent, for the event's proof."""
-        return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+        """The change as it was sent, for the event's proof: `dataclasses.asdict` without its
+        parts left out, written out because it runs once per event."""
+        parts = {
+            "state": self.state,
+            "confirmation": dict(vars(self.confirmation)) if self.confirmation else None,
+            "revoke": dict(vars(self.revoke)) if self.revoke else None,
+            "extended_fields": copy.deepcopy(self.extended_fields),
+        }
+        return {key: value for key, value in parts.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -222,6 +248,23 @@ class LedgerResult:
     @property
     def kind(self) -> str:
         return self.event.kind
+
+
+class Outcome(NamedTuple):
+    """What a write did to one consent, without loading it: what bulk commands report."""
+
+    kind: str
+    type: str
+    address: str
+    previous_state: str
+    state: str
+
+    @classmethod
+    def of(cls, result: LedgerResult) -> Outcome:
+        consent = result.consent
+        return cls(
+            result.kind, consent.type, consent.address, result.event.previous_state, consent.state
+        )
 
 
 # --- public write functions --------------------------------------------------------------------
@@ -330,17 +373,7 @@ def consent_upsert_batch(
 
     With `dry_run`, every item is decided exactly as it would be, and nothing is locked or
     written: the results' events are unsaved."""
-    outcomes: list[LedgerResult | ConsentError | None] = [None] * len(items)
-    accepted: list[tuple[int, tuple[str, str], ConsentChange]] = []
-    for index, item in enumerate(items):
-        try:
-            item.change.validate(state_required=True)
-            key = (item.type, normalize_address(item.type, item.address))
-        except ConsentError as exc:
-            outcomes[index] = exc
-            continue
-        accepted.append((index, key, item.change))
-
+    outcomes, accepted = _accept(items)
     keys = {key for _, key, _ in accepted}
     consents = {
         (consent.type, consent.address): consent
@@ -393,6 +426,68 @@ def _lock_in_order(keys: set[tuple[str, str]], *, lock: bool = True) -> list[Mar
     if lock:
         rows = rows.select_for_update()
     return [c for c in rows.order_by("type", "address") if (c.type, c.address) in keys]
+
+
+def consent_upsert_many(
+    *, items: Sequence[BatchItem], context: ChangeContext, dry_run: bool = False
+) -> list[Outcome | ConsentError]:
+    """The bulk commands' batch path: `consent_upsert_batch`, its rules and its events, with
+    outcomes instead of consents, so that nothing is loaded that is not reported.
+
+    On PostgreSQL the batch is COPY'd into a staging table and merged by set-based statements
+    (consents/ledger_pg.py), tested to give the same outcomes and events as the Python path.
+    An address that appears several times in the batch is merged once per appearance, in order.
+    A dry run takes the Python path, which writes nothing."""
+    if dry_run or connection.vendor != "postgresql":
+        return [
+            outcome if isinstance(outcome, ConsentError) else Outcome.of(outcome)
+            for outcome in consent_upsert_batch(items=items, context=context, dry_run=dry_run)
+        ]
+    outcomes, accepted = _accept(items)
+    appearances: dict[tuple[str, str], int] = {}
+    rows = []
+    for index, key, change in accepted:
+        merge_round = appearances[key] = appearances.get(key, -1) + 1
+        rows.append(
+            staging_row(
+                index,
+                merge_round,
+                key,
+                change,
+                keeps_state=change.keeps_state_of(key[0]),
+                activity=change.primary_activity_name(),
+                request=json.dumps(change.as_json(), cls=DjangoJSONEncoder),
+            )
+        )
+    with transaction.atomic():
+        merged = upsert_many_in_sql(rows, context=context, now=_now())
+        for index, key, change in accepted:
+            if index in merged:
+                outcomes[index] = Outcome(*merged[index])
+            else:
+                # A concurrent writer created the address first: its items from there on are
+                # applied one by one, in order, as updates of the winner's row.
+                result = consent_upsert(type=key[0], address=key[1], change=change, context=context)
+                outcomes[index] = Outcome.of(result)
+    return outcomes
+
+
+def _accept(
+    items: Sequence[BatchItem],
+) -> tuple[list[Any], list[tuple[int, tuple[str, str], ConsentChange]]]:
+    """Validate and normalise a batch: each refused item's error in its place, and the
+    accepted ones as (index, (type, normalised address), change)."""
+    outcomes: list[Any] = [None] * len(items)
+    accepted: list[tuple[int, tuple[str, str], ConsentChange]] = []
+    for index, item in enumerate(items):
+        try:
+            item.change.validate(state_required=True)
+            key = (item.type, normalize_address(item.type, item.address))
+        except ConsentError as exc:
+            outcomes[index] = exc
+            continue
+        accepted.append((index, key, item.change))
+    return outcomes, accepted
 
 
 def _insert_new_consents(created: dict[tuple[str, str], MarketingConsent]) -> set[tuple[str, str]]:
@@ -648,14 +743,8 @@ def _set_fields(
 ) -> None:
     """Copy a change onto a consent (in memory). An activity sent again without a date keeps
     its stored date, so that replaying a request is a no-op."""
-    if change.state is not None:
-        keeps_state = (
-            not creating
-            and consent.type == ConsentType.EMAIL
-            and change.state == ConsentState.UNKNOWN_STATE
-        )
-        if not keeps_state:
-            consent.state = change.state
+    if change.state is not None and (creating or not change.keeps_state_of(consent.type)):
+        consent.state = change.state
     if change.confirmation is not None:
         activity = change.confirmation
         if not activity.same_as_stored(consent):

@@ -1,4 +1,5 @@
-"""The ledger's upsert as one PostgreSQL statement: the hot path of both APIs.
+"""The ledger's upserts as set-based PostgreSQL statements: the hot path of both APIs, and the
+batch path of the bulk commands.
 
 `consent_upsert` uses it on PostgreSQL. It applies the rules of `consents.ledger` (latest consent
 wins, no-op writes, UNKNOWN_STATE on an email keeps the state, one revision per real change) and
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
-from consents.models import ConsentState, ConsentType, MarketingConsent
+from consents.models import MarketingConsent
 
 if TYPE_CHECKING:
     from consents.ledger import ChangeContext, ConsentChange
@@ -157,7 +158,7 @@ def upsert_in_one_statement(
         "type": type,
         "address": address,
         "state": change.state,
-        "keeps_state": type == ConsentType.EMAIL and change.state == ConsentState.UNKNOWN_STATE,
+        "keeps_state": change.keeps_state_of(type),
         "now": now,
         "sent_date": change.activity_date(),
         "has_conf": confirmation is not None,
@@ -172,7 +173,7 @@ def upsert_in_one_statement(
         "extended_fields": None
         if change.extended_fields is None
         else json.dumps(change.extended_fields, cls=DjangoJSONEncoder),
-        "activity": _activity_name(change),
+        "activity": change.primary_activity_name(),
         "activity_source": primary.source if primary else "",
         "activity_description": primary.description if primary else "",
         "activity_level": getattr(primary, "opt_in_level", "") if primary else "",
@@ -200,8 +201,243 @@ def upsert_in_one_statement(
     return consent, kind, previous_state, event_id
 
 
-def _activity_name(change: ConsentChange) -> str:
-    primary = change.primary_activity()
-    if primary is None:
-        return ""
-    return "confirmation" if primary is change.confirmation else "revoke"
+# --- the batch path ------------------------------------------------------------------------------
+#
+# `consent_upsert_many` COPYs a batch into a temporary staging table, one row per item with what
+# the Python rules already decided about it (normalised address, whether the state is kept, the
+# activity the event records, the change's JSON), and merges it with one statement per round:
+# round n holds the n-th appearance of each address in the batch, so that an address sent twice
+# is merged twice, in order. The statement is the single-item one above, set-based.
+# `tests/consents/test_ledger_pg.py` proves it gives what the Python path gives.
+
+STAGING_COLUMNS = {
+    "idx": "integer",
+    "round": "integer",
+    "type": "text",
+    "address": "text",
+    "sent_state": "text",
+    "keeps_state": "boolean",
+    "conf": "boolean",
+    "conf_source": "text",
+    "conf_description": "text",
+    "conf_date": "timestamptz",
+    "conf_level": "text",
+    "rev": "boolean",
+    "rev_source": "text",
+    "rev_description": "text",
+    "rev_date": "timestamptz",
+    "sent_extended_fields": "jsonb",
+    "sent_date": "timestamptz",
+    "activity": "text",
+    "request": "jsonb",
+}
+CREATE_STAGING_SQL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS consent_batch ("
+    + ", ".join(f"{name} {sql_type}" for name, sql_type in STAGING_COLUMNS.items())
+    + ") ON COMMIT DELETE ROWS"
+)
+COPY_STAGING_SQL = f"COPY consent_batch ({', '.join(STAGING_COLUMNS)}) FROM STDIN"
+_CONSENT_ROW = ", ".join(f"o.{column}" for column in CONSENT_COLUMNS)
+
+MERGE_SQL = f"""
+WITH input AS (
+    SELECT * FROM consent_batch WHERE round = %(round)s
+),
+old AS (
+    SELECT c.*, i.idx
+    FROM consents_marketingconsent c JOIN input i ON c.type = i.type AND c.address = i.address
+    FOR UPDATE OF c
+),
+inserted AS (
+    INSERT INTO consents_marketingconsent AS c ({", ".join(CONSENT_COLUMNS)})
+    SELECT gen_random_uuid(), i.type, i.address, i.sent_state, 1,
+        CASE WHEN i.conf THEN i.conf_source ELSE '' END,
+        CASE WHEN i.conf THEN i.conf_description ELSE '' END,
+        CASE WHEN i.conf THEN COALESCE(i.conf_date, %(now)s) END,
+        CASE WHEN i.conf THEN i.conf_level ELSE '' END,
+        CASE WHEN i.rev THEN i.rev_source ELSE '' END,
+        CASE WHEN i.rev THEN i.rev_description ELSE '' END,
+        CASE WHEN i.rev THEN COALESCE(i.rev_date, %(now)s) END,
+        COALESCE(i.sent_extended_fields, '{{}}'::jsonb), %(now)s, %(now)s
+    FROM input i
+    WHERE NOT EXISTS (SELECT FROM old o WHERE o.idx = i.idx)
+    ON CONFLICT (type, address) DO NOTHING
+    RETURNING c.*
+),
+decided AS (
+    SELECT o.*, i.keeps_state, i.sent_state, i.sent_extended_fields,
+        i.conf_source AS s_conf_source, i.conf_description AS s_conf_description,
+        i.conf_date AS s_conf_date, i.conf_level AS s_conf_level,
+        i.rev_source AS s_rev_source, i.rev_description AS s_rev_description,
+        i.rev_date AS s_rev_date,
+        COALESCE(i.sent_date < GREATEST(o.confirmation_date, o.revoke_date), false)
+            AS superseded,
+        i.conf AND NOT (
+            o.confirmation_date IS NOT NULL
+            AND o.confirmation_source = i.conf_source
+            AND o.confirmation_description = i.conf_description
+            AND o.confirmation_opt_in_level = i.conf_level
+            AND o.confirmation_date = COALESCE(i.conf_date, o.confirmation_date)
+        ) AS sets_conf,
+        i.rev AND NOT (
+            o.revoke_date IS NOT NULL
+            AND o.revoke_source = i.rev_source
+            AND o.revoke_description = i.rev_description
+            AND o.revoke_date = COALESCE(i.rev_date, o.revoke_date)
+        ) AS sets_rev
+    FROM old o JOIN input i USING (idx)
+),
+target AS (
+    SELECT d.id, d.superseded,
+        CASE WHEN d.keeps_state THEN d.state ELSE d.sent_state END AS n_state,
+        CASE WHEN d.sets_conf THEN d.s_conf_source ELSE d.confirmation_source END
+            AS n_conf_source,
+        CASE WHEN d.sets_conf THEN d.s_conf_description ELSE d.confirmation_description END
+            AS n_conf_description,
+        CASE WHEN d.sets_conf THEN COALESCE(d.s_conf_date, %(now)s)
+            ELSE d.confirmation_date END AS n_conf_date,
+        CASE WHEN d.sets_conf THEN d.s_conf_level ELSE d.confirmation_opt_in_level END
+            AS n_conf_level,
+        CASE WHEN d.sets_rev THEN d.s_rev_source ELSE d.revoke_source END AS n_rev_source,
+        CASE WHEN d.sets_rev THEN d.s_rev_description ELSE d.revoke_description END
+            AS n_rev_description,
+        CASE WHEN d.sets_rev THEN COALESCE(d.s_rev_date, %(now)s) ELSE d.revoke_date END
+            AS n_rev_date,
+        COALESCE(d.sent_extended_fields, d.extended_fields) AS n_extended_fields
+    FROM decided d
+),
+updated AS (
+    UPDATE consents_marketingconsent c SET
+        state = t.n_state,
+        confirmation_source = t.n_conf_source,
+        confirmation_description = t.n_conf_description,
+        confirmation_date = t.n_conf_date,
+        confirmation_opt_in_level = t.n_conf_level,
+        revoke_source = t.n_rev_source,
+        revoke_description = t.n_rev_description,
+        revoke_date = t.n_rev_date,
+        extended_fields = t.n_extended_fields,
+        revision = c.revision + 1,
+        updated_date = %(now)s
+    FROM target t
+    WHERE c.id = t.id AND NOT t.superseded
+        AND (t.n_state, t.n_conf_source, t.n_conf_description, t.n_conf_date, t.n_conf_level,
+             t.n_rev_source, t.n_rev_description, t.n_rev_date, t.n_extended_fields)
+            IS DISTINCT FROM
+            (c.state, c.confirmation_source, c.confirmation_description, c.confirmation_date,
+             c.confirmation_opt_in_level, c.revoke_source, c.revoke_description, c.revoke_date,
+             c.extended_fields)
+    RETURNING c.*
+),
+outcome AS (
+    SELECT i.idx, 'CREATED' AS kind, '' AS previous_state, {_CONSENT_ROW}
+    FROM inserted o JOIN input i ON i.type = o.type AND i.address = o.address
+    UNION ALL
+    SELECT d.idx, 'UPDATED', d.state, {_CONSENT_ROW}
+    FROM updated o JOIN decided d ON d.id = o.id
+    UNION ALL
+    SELECT o.idx, CASE WHEN d.superseded THEN 'SUPERSEDED' ELSE 'UNCHANGED' END, o.state,
+        {_CONSENT_ROW}
+    FROM old o JOIN decided d ON d.id = o.id
+    WHERE NOT EXISTS (SELECT FROM updated u WHERE u.id = o.id)
+),
+event AS (
+    INSERT INTO consents_consentevent (
+        consent_id, type, address, kind, revision, previous_state, state, requested_state,
+        activity_source, activity_description, activity_opt_in_level, activity_date, request,
+        door, actor, request_id, ip_address, user_agent, note, recorded_at)
+    SELECT o.id, o.type, o.address, o.kind, o.revision, o.previous_state, o.state, i.sent_state,
+        CASE i.activity WHEN 'confirmation' THEN i.conf_source
+            WHEN 'revoke' THEN i.rev_source ELSE '' END,
+        CASE i.activity WHEN 'confirmation' THEN i.conf_description
+            WHEN 'revoke' THEN i.rev_description ELSE '' END,
+        CASE i.activity WHEN 'confirmation' THEN i.conf_level ELSE '' END,
+        CASE
+            WHEN o.kind = 'SUPERSEDED' AND i.activity = 'confirmation' THEN i.conf_date
+            WHEN o.kind = 'SUPERSEDED' AND i.activity = 'revoke' THEN i.rev_date
+            WHEN i.activity = 'confirmation' THEN o.confirmation_date
+            WHEN i.activity = 'revoke' THEN o.revoke_date
+        END,
+        i.request, %(door)s, %(actor)s, %(request_id)s, %(ip_address)s::inet,
+        %(user_agent)s, %(note)s, %(now)s
+    FROM outcome o JOIN input i USING (idx)
+    ORDER BY o.idx
+)
+SELECT idx, kind, type, address, previous_state, state FROM outcome
+"""
+
+
+def staging_row(
+    index: int,
+    merge_round: int,
+    key: tuple[str, str],
+    change: ConsentChange,
+    *,
+    keeps_state: bool,
+    activity: str,
+    request: str,
+) -> tuple:
+    """One item of a batch as a row of the staging table (STAGING_COLUMNS)."""
+    confirmation, revoke = change.confirmation, change.revoke
+    return (
+        index,
+        merge_round,
+        *key,
+        change.state,
+        keeps_state,
+        confirmation is not None,
+        confirmation.source if confirmation else "",
+        confirmation.description if confirmation else "",
+        confirmation.updated_date if confirmation else None,
+        confirmation.opt_in_level if confirmation else "",
+        revoke is not None,
+        revoke.source if revoke else "",
+        revoke.description if revoke else "",
+        revoke.updated_date if revoke else None,
+        None
+        if change.extended_fields is None
+        else json.dumps(change.extended_fields, cls=DjangoJSONEncoder),
+        change.activity_date(),
+        activity,
+        request,
+    )
+
+
+def upsert_many_in_sql(
+    rows: list[tuple], *, context: ChangeContext, now: datetime
+) -> dict[int, tuple[str, str, str, str, str]]:
+    """Merge staging rows round by round; return, per item index, (kind, type, address,
+    previous state, state). An item missing from the answer was not merged: a concurrent writer
+    created its address first, and the address's later items were held back too, so that the
+    caller can apply them in order."""
+    params = {
+        "now": now,
+        "door": context.door,
+        "actor": context.actor,
+        "request_id": context.request_id,
+        "ip_address": context.ip_address,
+        "user_agent": context.user_agent,
+        "note": context.note,
+    }
+    merged: dict[int, tuple[str, str, str, str, str]] = {}
+    rounds = 1 + max((row[1] for row in rows), default=-1)
+    with connection.cursor() as cursor:
+        cursor.execute(CREATE_STAGING_SQL)
+        # Emptied at each commit; emptied here too for batches inside a longer transaction.
+        cursor.execute("TRUNCATE consent_batch")
+        with cursor.copy(COPY_STAGING_SQL) as copy:
+            for row in rows:
+                copy.write_row(row)
+        for merge_round in range(rounds):
+            cursor.execute(MERGE_SQL, {**params, "round": merge_round})
+            answered = cursor.fetchall()
+            merged.update((index, tuple(rest)) for index, *rest in answered)
+            expected = [row for row in rows if row[1] == merge_round]
+            lost = [row[2:4] for row in expected if row[0] not in merged]
+            if lost and merge_round + 1 < rounds:
+                cursor.execute(
+                    "DELETE FROM consent_batch WHERE (type, address) IN "
+                    "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                    [[key[0] for key in lost], [key[1] for key in lost]],
+                )
+    return merged

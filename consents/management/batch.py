@@ -23,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from consents.exceptions import ConsentError
-from consents.ledger import ChangeContext, LedgerResult
+from consents.ledger import ChangeContext, Outcome
 from consents.models import Door
 
 DEFAULT_BATCH_SIZE = 1000
@@ -235,14 +235,13 @@ class Report:
         if self.verbosity >= verbosity:
             self._write(self.command.stdout, text)
 
-    def outcome(self, where: object, result: LedgerResult) -> None:
-        """Count a ledger result; at verbosity 2 show each change, at 3 every row."""
-        kind = result.kind.lower()
+    def outcome(self, where: object, outcome: Outcome) -> None:
+        """Count a ledger outcome; at verbosity 2 show each change, at 3 every row."""
+        kind = outcome.kind.lower()
         self.add(kind)
-        consent = result.consent
         self.detail(
-            f"{self.locator} {where}: {consent.type} {consent.address}: {kind} "
-            f"({result.event.previous_state or 'new'} → {consent.state})",
+            f"{self.locator} {where}: {outcome.type} {outcome.address}: {kind} "
+            f"({outcome.previous_state or 'new'} → {outcome.state})",
             verbosity=2 if kind in ("created", "updated") else 3,
         )
 

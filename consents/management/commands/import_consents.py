@@ -13,7 +13,7 @@ from django.core.management.base import CommandError, CommandParser
 from consents.api.serializers import MarketingConsentInputSerializer, unwrapped
 from consents.exceptions import ConsentError, InvalidChange
 from consents.exports import CSV_COLUMNS_OF_FIELDS, CSV_HEADER, csv_row_change
-from consents.ledger import BatchItem, consent_upsert_batch
+from consents.ledger import BatchItem, consent_upsert_many
 from consents.management.batch import (
     LEDGER_COUNTS,
     BulkCommand,
@@ -128,7 +128,7 @@ class Command(BulkCommand):
         """One batch through the ledger (one transaction), reported in line order."""
         report.read(len(batch))
         accepted = [row for row in batch if row.item is not None]
-        outcomes = consent_upsert_batch(
+        outcomes = consent_upsert_many(
             items=[row.item for row in accepted],
             context=self.ledger_context(),
             dry_run=not report.apply,

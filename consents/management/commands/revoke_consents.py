@@ -11,7 +11,7 @@ from django.db import transaction
 
 from consents.addresses import normalize_address, normalize_email
 from consents.exceptions import ConsentError, InvalidAddress
-from consents.ledger import BatchItem, ConsentChange, RevokeActivity, consent_upsert_batch
+from consents.ledger import BatchItem, ConsentChange, RevokeActivity, consent_upsert_many
 from consents.management.batch import (
     LEDGER_COUNTS,
     BulkCommand,
@@ -169,7 +169,7 @@ class Command(BulkCommand):
                 for position, target in enumerate(batch)
                 if target.address and target.address not in already
             ]
-            outcomes = consent_upsert_batch(
+            outcomes = consent_upsert_many(
                 items=[
                     BatchItem(type_, batch[position].address, self.change) for position in to_revoke
                 ],
