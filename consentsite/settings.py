@@ -135,6 +135,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["consentsite.auth.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_KEY_THROTTLE_RATE", default="6000/min")},
     "UNAUTHENTICATED_USER": None,
+    # ASCII-escaped JSON: input quoted back in an error (a lone surrogate included) always encodes.
+    "UNICODE_JSON": False,
 }
 
 SPECTACULAR_SETTINGS = {
