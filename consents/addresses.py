@@ -1,5 +1,7 @@
 """Normalisation of email addresses and phone numbers: one spelling per address, at every door."""
 
+import functools
+
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,10 +18,9 @@ def normalize_email(raw: str) -> str:
     local, at, domain = candidate.rpartition("@")
     if not at or not local or not domain:
         raise InvalidAddress(f"{raw!r} is not a valid email address.")
-    try:
-        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise InvalidAddress(f"{raw!r} is not a valid email address.") from exc
+    ascii_domain = _ascii_domain(domain)
+    if ascii_domain is None:
+        raise InvalidAddress(f"{raw!r} is not a valid email address.")
     normalized = f"{local}@{ascii_domain}".lower()
     if len(normalized) > MAX_EMAIL_LENGTH:
         raise InvalidAddress(f"{raw!r} is longer than {MAX_EMAIL_LENGTH} characters.")
@@ -28,6 +29,16 @@ def normalize_email(raw: str) -> str:
     except ValidationError as exc:
         raise InvalidAddress(f"{raw!r} is not a valid email address.") from exc
     return normalized
+
+
+@functools.lru_cache(maxsize=4096)
+def _ascii_domain(domain: str) -> str | None:
+    """A domain in ASCII (IDNA), None if it has no such form. Cached: a bulk import repeats a
+    few domains millions of times."""
+    try:
+        return domain.rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
 
 
 def normalize_phone(raw: str, *, region: str | None = None) -> str:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -31,7 +29,7 @@ from consents.exceptions import (
     RevisionMismatch,
     StaleLink,
 )
-from consents.ledger_pg import staging_row, upsert_in_one_statement, upsert_many_in_sql
+from consents.ledger_pg import staging_row, to_json, upsert_in_one_statement, upsert_many_in_sql
 from consents.models import (
     ConfirmationSource,
     ConsentEvent,
@@ -373,7 +371,16 @@ def consent_upsert_batch(
 
     With `dry_run`, every item is decided exactly as it would be, and nothing is locked or
     written: the results' events are unsaved."""
-    outcomes, accepted = _accept(items)
+    return _upsert_accepted(*_accept(items), context=context, dry_run=dry_run)
+
+
+def _upsert_accepted(
+    outcomes: list[Any],
+    accepted: list[tuple[int, tuple[str, str], ConsentChange]],
+    *,
+    context: ChangeContext,
+    dry_run: bool,
+) -> list[LedgerResult | ConsentError]:
     keys = {key for _, key, _ in accepted}
     consents = {
         (consent.type, consent.address): consent
@@ -428,22 +435,63 @@ def _lock_in_order(keys: set[tuple[str, str]], *, lock: bool = True) -> list[Mar
     return [c for c in rows.order_by("type", "address") if (c.type, c.address) in keys]
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch checked and normalised, ready for `consent_upsert_many`: the part of the batch path
+    that needs no database, so that a command can prepare its next batch in another thread while
+    the current one is written."""
+
+    outcomes: list[Any]  # each refused item's error in its place
+    accepted: list[tuple[int, tuple[str, str], ConsentChange]]
+    staging_rows: list[tuple] | None  # for the set-based path; None when it will not be taken
+
+
+def prepare_batch(items: Sequence[BatchItem], *, dry_run: bool = False) -> PreparedBatch:
+    """Validate and normalise a batch for `consent_upsert_many`, without touching the database."""
+    outcomes, accepted = _accept(items)
+    in_sql = not dry_run and connection.vendor == "postgresql"
+    return PreparedBatch(outcomes, accepted, _staging_rows(accepted) if in_sql else None)
+
+
 def consent_upsert_many(
-    *, items: Sequence[BatchItem], context: ChangeContext, dry_run: bool = False
+    *,
+    items: Sequence[BatchItem] | PreparedBatch,
+    context: ChangeContext,
+    dry_run: bool = False,
 ) -> list[Outcome | ConsentError]:
     """The bulk commands' batch path: `consent_upsert_batch`, its rules and its events, with
-    outcomes instead of consents, so that nothing is loaded that is not reported.
+    outcomes instead of consents, so that nothing is loaded that is not reported. `items` may
+    be a batch already made ready by `prepare_batch`.
 
     On PostgreSQL the batch is COPY'd into a staging table and merged by set-based statements
     (consents/ledger_pg.py), tested to give the same outcomes and events as the Python path.
     An address that appears several times in the batch is merged once per appearance, in order.
     A dry run takes the Python path, which writes nothing."""
+    batch = items if isinstance(items, PreparedBatch) else prepare_batch(items, dry_run=dry_run)
+    outcomes, accepted = batch.outcomes, batch.accepted
     if dry_run or connection.vendor != "postgresql":
+        with transaction.atomic():
+            results = _upsert_accepted(outcomes, accepted, context=context, dry_run=dry_run)
         return [
             outcome if isinstance(outcome, ConsentError) else Outcome.of(outcome)
-            for outcome in consent_upsert_batch(items=items, context=context, dry_run=dry_run)
+            for outcome in results
         ]
-    outcomes, accepted = _accept(items)
+    rows = batch.staging_rows if batch.staging_rows is not None else _staging_rows(accepted)
+    with transaction.atomic():
+        merged = upsert_many_in_sql(rows, context=context, now=_now())
+        for index, key, change in accepted:
+            if index in merged:
+                outcomes[index] = Outcome(*merged[index])
+            else:
+                # A concurrent writer created the address first: its items from there on are
+                # applied one by one, in order, as updates of the winner's row.
+                result = consent_upsert(type=key[0], address=key[1], change=change, context=context)
+                outcomes[index] = Outcome.of(result)
+    return outcomes
+
+
+def _staging_rows(accepted: list[tuple[int, tuple[str, str], ConsentChange]]) -> list[tuple]:
+    """The staging table's rows of a batch; an address's n-th item goes to merge round n."""
     appearances: dict[tuple[str, str], int] = {}
     rows = []
     for index, key, change in accepted:
@@ -456,20 +504,10 @@ def consent_upsert_many(
                 change,
                 keeps_state=change.keeps_state_of(key[0]),
                 activity=change.primary_activity_name(),
-                request=json.dumps(change.as_json(), cls=DjangoJSONEncoder),
+                request=to_json(change.as_json()),
             )
         )
-    with transaction.atomic():
-        merged = upsert_many_in_sql(rows, context=context, now=_now())
-        for index, key, change in accepted:
-            if index in merged:
-                outcomes[index] = Outcome(*merged[index])
-            else:
-                # A concurrent writer created the address first: its items from there on are
-                # applied one by one, in order, as updates of the winner's row.
-                result = consent_upsert(type=key[0], address=key[1], change=change, context=context)
-                outcomes[index] = Outcome.of(result)
-    return outcomes
+    return rows
 
 
 def _accept(

@@ -11,7 +11,6 @@ our insert, the statement does nothing and returns None: the caller then takes t
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,8 @@ from consents.models import MarketingConsent
 if TYPE_CHECKING:
     from consents.ledger import ChangeContext, ConsentChange
 
+# One encoder for every statement: `json.dumps(cls=…)` would build a new one per call.
+to_json = DjangoJSONEncoder().encode
 CONSENT_FIELDS = MarketingConsent._meta.concrete_fields
 CONSENT_COLUMNS = [field.column for field in CONSENT_FIELDS]
 
@@ -172,13 +173,13 @@ def upsert_in_one_statement(
         "rev_date": revoke.updated_date if revoke else None,
         "extended_fields": None
         if change.extended_fields is None
-        else json.dumps(change.extended_fields, cls=DjangoJSONEncoder),
+        else to_json(change.extended_fields),
         "activity": change.primary_activity_name(),
         "activity_source": primary.source if primary else "",
         "activity_description": primary.description if primary else "",
         "activity_level": getattr(primary, "opt_in_level", "") if primary else "",
         "activity_sent_date": primary.updated_date if primary else None,
-        "request": json.dumps(change.as_json(), cls=DjangoJSONEncoder),
+        "request": to_json(change.as_json()),
         "door": context.door,
         "actor": context.actor,
         "request_id": context.request_id,
@@ -394,9 +395,7 @@ def staging_row(
         revoke.source if revoke else "",
         revoke.description if revoke else "",
         revoke.updated_date if revoke else None,
-        None
-        if change.extended_fields is None
-        else json.dumps(change.extended_fields, cls=DjangoJSONEncoder),
+        None if change.extended_fields is None else to_json(change.extended_fields),
         change.activity_date(),
         activity,
         request,

@@ -12,8 +12,10 @@ import argparse
 import codecs
 import csv
 import os
+import queue
 import stat
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from itertools import islice
@@ -47,6 +49,50 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+def prefetched(items: Iterable[T], *, ahead: int = 1) -> Iterator[T]:
+    """`items`, produced in a background thread up to `ahead` items before they are asked for.
+
+    A command reads and prepares its next batch (pure Python) while the database writes the
+    current one (the driver releases the GIL while it waits), so the two overlap. What the
+    producer raises is raised here, in order. The producer must not use the database: its thread
+    has no part in the consumer's transaction."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=ahead)
+    stopped = threading.Event()
+
+    def offer(message: tuple[str, Any]) -> bool:
+        while not stopped.is_set():
+            try:
+                handoff.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(("item", item)):
+                    return
+        except BaseException as exc:
+            offer(("error", exc))
+        else:
+            offer(("done", None))
+
+    producer = threading.Thread(target=produce, name="prefetch", daemon=True)
+    producer.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stopped.set()
+        producer.join()
 
 
 def progress_bar(*, total: int | None, unit: str, verbosity: int, unit_scale: bool = False) -> tqdm:

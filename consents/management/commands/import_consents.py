@@ -13,7 +13,7 @@ from django.core.management.base import CommandError, CommandParser
 from consents.api.serializers import MarketingConsentInputSerializer, unwrapped
 from consents.exceptions import ConsentError, InvalidChange
 from consents.exports import CSV_COLUMNS_OF_FIELDS, CSV_HEADER, csv_row_change
-from consents.ledger import BatchItem, consent_upsert_many
+from consents.ledger import BatchItem, PreparedBatch, consent_upsert_many, prepare_batch
 from consents.management.batch import (
     LEDGER_COUNTS,
     BulkCommand,
@@ -23,6 +23,7 @@ from consents.management.batch import (
     csv_records,
     format_from,
     ledger_reason,
+    prefetched,
     require_header,
 )
 from consentsite.api_errors import field_violations
@@ -78,8 +79,13 @@ class Command(BulkCommand):
                 unit="B",
                 unit_scale=True,
             )
-            for batch in batched(rows, options["batch_size"]):
-                self.import_batch(batch, report)
+            dry_run = not options["apply"]
+            prepared = (
+                (batch, prepare_batch([row.item for row in batch if row.item], dry_run=dry_run))
+                for batch in batched(rows, options["batch_size"])
+            )
+            for batch, ready in prefetched(prepared):
+                self.import_batch(batch, ready, report)
                 report.progress.update(source.bytes_read - report.progress.n)
         report.finish()
 
@@ -124,14 +130,13 @@ class Command(BulkCommand):
 
         return rows()
 
-    def import_batch(self, batch: list[Row], report: Report) -> None:
-        """One batch through the ledger (one transaction), reported in line order."""
+    def import_batch(self, batch: list[Row], ready: PreparedBatch, report: Report) -> None:
+        """One batch through the ledger (one transaction), reported in line order. `ready` is
+        the batch's readable rows, prepared for the ledger."""
         report.read(len(batch))
         accepted = [row for row in batch if row.item is not None]
         outcomes = consent_upsert_many(
-            items=[row.item for row in accepted],
-            context=self.ledger_context(),
-            dry_run=not report.apply,
+            items=ready, context=self.ledger_context(), dry_run=not report.apply
         )
         by_line = dict(zip((row.line for row in accepted), outcomes, strict=True))
         for row in batch:
