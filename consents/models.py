@@ -276,3 +276,16 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code or 'running'})"
+
+
+class RequestCount(models.Model):
+    """Requests of one API key in its current throttling window (DRF's rate, in fixed windows).
+
+    On PostgreSQL the table is UNLOGGED: counting writes no WAL, and a crash only resets counts."""
+
+    key = models.CharField(max_length=150, primary_key=True)
+    period = models.BigIntegerField(help_text="Start of the window, in seconds since the epoch.")
+    count = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.period}: {self.count}"

@@ -1,11 +1,11 @@
 """API key limits: scopes (read / manage), per-API keys, and throttling per key."""
 
 import pytest
-from django.core.cache import cache
 from django.urls import path
 from rest_framework import viewsets
 from rest_framework.response import Response
 
+from consents.models import RequestCount
 from consentsite.auth import ApiKeyRateThrottle
 from tests.factories import ClientApiKeyFactory
 
@@ -91,7 +91,6 @@ def test_key_limited_to_one_api_cannot_use_the_other(client):
 
 
 def test_requests_over_the_rate_get_429_with_retry_after(client, monkeypatch):
-    cache.clear()
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
     client = client_for(client)
 
@@ -105,7 +104,6 @@ def test_requests_over_the_rate_get_429_with_retry_after(client, monkeypatch):
 
 
 def test_the_rate_is_counted_per_key(client, monkeypatch):
-    cache.clear()
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "1/min"})
     first, second = ClientApiKeyFactory(), ClientApiKeyFactory()
 
@@ -115,3 +113,18 @@ def test_the_rate_is_counted_per_key(client, monkeypatch):
     ]
 
     assert answers == [200, 200, 429]
+
+
+def test_the_count_starts_again_in_the_next_window(client, monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+    clock = iter([120.0, 130.0, 150.5, 180.0, 181.0])
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: next(clock))
+    client = client_for(client)
+
+    first, second, third = (client.post("/client/things") for _ in range(3))
+    fourth, fifth = (client.post("/client/things") for _ in range(2))
+
+    assert [r.status_code for r in (first, second, third)] == [200, 200, 429]
+    assert third["Retry-After"] == "30"  # the window [120, 180) ends in 29.5 s, rounded up
+    assert [r.status_code for r in (fourth, fifth)] == [200, 200]
+    assert RequestCount.objects.get().count == 2
