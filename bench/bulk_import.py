@@ -18,15 +18,12 @@ import csv
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PYTHON, ROOT, fresh_database
 
 HEADER = ["type", "address", "state", "source", "opt_in_level", "description", "date"]

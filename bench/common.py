@@ -31,7 +31,6 @@ def fresh_database(name: str) -> tuple[str, dict[str, str]]:
         "LOG_LEVEL": "WARNING",
     }
     manage("migrate", "-v0", env=env)
-    manage("createcachetable", env=env)
     return database_url, env
 
 

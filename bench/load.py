@@ -17,7 +17,6 @@ import argparse
 import os
 import random
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -27,12 +26,10 @@ import threading
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import psycopg
+from common import PYTHON, ROOT, fresh_database, manage
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 SESSIONS = 200
 STORED_CONSENTS = 1000
 
@@ -76,45 +73,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database", default="consentsite_load")
-    parser.add_argument("--cache-url", default="", help="CACHE_URL for the service")
     parser.add_argument("--scenarios", default="upsert,put,get-by")
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
 
     ensure_wrk()
-    admin_url = "postgres://postgres@127.0.0.1:5432/postgres"
-    database_url = f"postgres://postgres@127.0.0.1:5432/{args.database}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{args.database}"')
-        admin.execute(f'CREATE DATABASE "{args.database}"')
-
-    env = {
-        **os.environ,
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": database_url,
-        "API_KEY_THROTTLE_RATE": "100000000/min",
-        "LOG_LEVEL": "WARNING",
-    }
-    if args.cache_url:
-        env["CACHE_URL"] = args.cache_url
-    manage = [PYTHON, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=ROOT)
-    subprocess.run([*manage, "createcachetable"], env=env, check=True, cwd=ROOT)
-    key = (
-        subprocess.run(
-            [*manage, "create_api_key", "load-test", "-v0"],
-            env=env,
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    subprocess.run([*manage, "shell", "-c", seed_script()], env=env, check=True, cwd=ROOT)
+    database_url, env = fresh_database(args.database)
+    # The throttle stays on (its count is part of every request's cost) but never refuses.
+    env["API_KEY_THROTTLE_RATE"] = "100000000/min"
+    created = manage("create_api_key", "load-test", "-v0", env=env, capture_output=True, text=True)
+    key = created.stdout.strip().splitlines()[-1]
+    manage("shell", "-c", seed_script(), env=env)
 
     server = subprocess.Popen(
         [
@@ -298,5 +267,4 @@ def raw_floor(scenario: str, database_url: str, connections: int, duration: int)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()
