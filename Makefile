@@ -21,7 +21,6 @@ install: $(INSTALLED)
 
 migrate: install .env
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py createcachetable
 
 ## Set up, migrate, load demo data and serve on http://127.0.0.1:8000 (SQLite by default).
 run: migrate

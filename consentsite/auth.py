@@ -6,6 +6,10 @@ platform's own clients do. The key becomes `request.auth`; its name is the actor
 every write.
 """
 
+import hashlib
+
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
@@ -59,10 +63,15 @@ def _lookup(request: HttpRequest) -> ClientApiKey | AuthenticationFailed | None:
     key = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
     if key is None:
         return None
-    try:
-        api_key = ClientApiKey.objects.get_from_key(key)
-    except ClientApiKey.DoesNotExist:
-        return AuthenticationFailed("The API key is not valid.")
+    # Cached under a digest: a shared cache never holds a key in clear. Only valid keys are kept.
+    cache_key = "api-key:" + hashlib.sha256(key.encode()).hexdigest()
+    api_key = cache.get(cache_key)
+    if api_key is None:
+        try:
+            api_key = ClientApiKey.objects.get_from_key(key)
+        except ClientApiKey.DoesNotExist:
+            return AuthenticationFailed("The API key is not valid.")
+        cache.set(cache_key, api_key, settings.API_KEY_CACHE_SECONDS)
     if api_key.has_expired:
         return AuthenticationFailed("The API key has expired.")
     return api_key

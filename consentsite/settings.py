@@ -82,11 +82,23 @@ DATABASES = {
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters bound by the server, and statements run five times prepared: the hot paths
+    # (the one-statement upsert above all) are then parsed and planned once per connection.
+    # A pooler without prepared-statement support needs DATABASE_PREPARE_THRESHOLD=none.
+    threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True,
+        prepare_threshold=None if threshold.lower() == "none" else int(threshold),
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Shared state (throttle counters, idempotency records) must be visible to every process:
-# the database by default, Redis when CACHE_URL names one.
-CACHES = {"default": env.cache("CACHE_URL", default="dbcache://consentsite_cache")}
+# The cache keeps each API key's lookup for API_KEY_CACHE_SECONDS, so that a request does not
+# query and hash its key again (a revoked key is refused at most that long after). Per process by
+# default; Redis when CACHE_URL names one. Shared state (throttle counts, idempotency records)
+# lives in the database.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -3,8 +3,10 @@
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
+from consents.models import ClientApiKey
 from tests.factories import ClientApiKeyFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +51,55 @@ def test_an_expired_key_is_refused(client):
     key = ClientApiKeyFactory(expiry_date=timezone.now() - timedelta(minutes=1))
 
     response = client.get(URL, HTTP_AUTHORIZATION=f"Api-Key {key.clear_key}")
+
+    assert response.status_code == 401
+    assert response.json()["message"] == "The API key has expired."
+
+
+@pytest.fixture
+def cached_keys(settings):
+    settings.API_KEY_CACHE_SECONDS = 60
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_a_key_is_looked_up_once_while_its_lookup_is_cached(
+    client, cached_keys, django_assert_num_queries
+):
+    key = ClientApiKeyFactory()
+    client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {key.clear_key}"
+    assert client.get(URL).status_code == 200
+
+    # The throttle count and the consent: no key lookup.
+    with django_assert_num_queries(2):
+        assert client.get(URL).status_code == 200
+    assert not any(key.clear_key in str(cached) for cached in cache._cache)
+
+
+def test_a_revoked_key_is_refused_once_its_cached_lookup_expires(client, cached_keys):
+    key = ClientApiKeyFactory()
+    client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {key.clear_key}"
+    assert client.get(URL).status_code == 200
+    ClientApiKey.objects.filter(pk=key.pk).update(revoked=True)
+
+    still_cached = client.get(URL)
+    cache.clear()  # what API_KEY_CACHE_SECONDS later brings
+    refused = client.get(URL)
+
+    assert still_cached.status_code == 200
+    assert refused.status_code == 401
+    assert refused.json()["message"] == "The API key is not valid."
+
+
+def test_an_expiry_passing_while_the_lookup_is_cached_is_refused(client, cached_keys, monkeypatch):
+    key = ClientApiKeyFactory(expiry_date=timezone.now() + timedelta(minutes=1))
+    client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {key.clear_key}"
+    assert client.get(URL).status_code == 200
+    later = timezone.now() + timedelta(minutes=2)
+
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    response = client.get(URL)
 
     assert response.status_code == 401
     assert response.json()["message"] == "The API key has expired."
