@@ -1,6 +1,6 @@
 """Load benchmark: the service under gunicorn on PostgreSQL, loaded with wrk, against a raw floor.
 
-    python bench/load.py [--duration 10] [--connections 4,16,64] [--workers 3]
+    python bench/load.py [--duration 10] [--connections 4,16,64] [--workers 2] [--threads 4]
 
 It creates a fresh PostgreSQL database, starts gunicorn on it, and for each scenario and
 concurrency runs wrk for a fixed time, printing requests/s, p50 and p99 latency and errors:
@@ -70,7 +70,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
     parser.add_argument("--connections", default="4,16,64")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per worker (above 1: gthread workers)"
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database", default="consentsite_load")
     parser.add_argument("--scenarios", default="upsert,put,get-by")
@@ -83,12 +86,13 @@ def main() -> None:
     env["API_KEY_THROTTLE_RATE"] = "100000000/min"
     created = manage("create_api_key", "load-test", "-v0", env=env, capture_output=True, text=True)
     key = created.stdout.strip().splitlines()[-1]
-    manage("shell", "-c", seed_script(), env=env)
+    manage("shell", "-v0", "-c", seed_script(), env=env)
 
     server = subprocess.Popen(
         [
             PYTHON, "-m", "gunicorn", "consentsite.wsgi",
             "--workers", str(args.workers),
+            "--threads", str(args.threads),
             "--bind", f"127.0.0.1:{args.port}",
             "--log-level", "warning",
         ],
