@@ -90,17 +90,42 @@ def test_key_limited_to_one_api_cannot_use_the_other(client):
     assert response.json()["message"] == "This API key may not use this API."
 
 
-def test_requests_over_the_rate_get_429_with_retry_after(client, monkeypatch):
+THROTTLED = "Request was throttled. Expected available in 55 seconds."
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/marketing-consent/v1/things",
+            {
+                "message": THROTTLED,
+                "details": {
+                    "applicationError": {"code": "RESOURCE_EXHAUSTED", "description": THROTTLED}
+                },
+            },
+        ),
+        (
+            "/client/things",
+            {"statusCode": 429, "errorCode": "TOO_MANY_REQUESTS", "errorMessage": THROTTLED},
+        ),
+    ],
+    ids=["consent API", "member API"],
+)
+def test_requests_over_the_rate_get_429_in_the_apis_shape_with_retry_after(
+    client, monkeypatch, path, body
+):
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: 125.0)  # window [120, 180)
     client = client_for(client)
 
-    statuses = [client.get("/marketing-consent/v1/things/1").status_code for _ in range(3)]
-    response = client.get("/marketing-consent/v1/things/1")
+    statuses = [client.post(path).status_code for _ in range(2)]
+    response = client.post(path)
 
-    assert statuses == [200, 200, 429]
+    assert statuses == [200, 200]
     assert response.status_code == 429
-    assert 0 < int(response["Retry-After"]) <= 60
-    assert response.json()["details"]["applicationError"]["code"] == "RESOURCE_EXHAUSTED"
+    assert response["Retry-After"] == "55"
+    assert response.json() == body
 
 
 def test_the_rate_is_counted_per_key(client, monkeypatch):

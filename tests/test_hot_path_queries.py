@@ -1,0 +1,57 @@
+"""The queries of the benchmarked requests on PostgreSQL, pinned: each write is one statement per
+consent (the upsert with its ledger rules and its event), never a round of ORM queries."""
+
+import pytest
+
+from tests.factories import MemberFactory, MemberSessionFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+UPSERT = "/marketing-consent/v1/marketing-consent/upsert"
+GET_BY = "/marketing-consent/v1/marketing-consent/get-by?type=EMAIL&email=ada@example.com"
+PUT = "/client/users/corr-ada/profile/marketing-subscription"
+
+
+def confirmed(address: str) -> dict:
+    return {
+        "details": {"type": "EMAIL", "email": address},
+        "state": "CONFIRMED",
+        "lastConfirmationActivity": {"source": "FORM", "optInLevel": "SINGLE_CONFIRMATION"},
+    }
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new address", "stored address"])
+def test_an_upsert_is_the_key_the_throttle_count_and_one_statement(
+    api_client, django_assert_num_queries, existing
+):
+    if existing:
+        api_client.post(UPSERT, confirmed("ada@example.com"), format="json")
+
+    with django_assert_num_queries(3):
+        response = api_client.post(UPSERT, confirmed("ada@example.com"), format="json")
+
+    assert response.status_code == 200
+
+
+def test_a_get_by_is_the_key_the_throttle_count_and_the_consent(
+    api_client, django_assert_num_queries
+):
+    api_client.post(UPSERT, confirmed("ada@example.com"), format="json")
+
+    with django_assert_num_queries(3):
+        response = api_client.get(GET_BY)
+
+    assert response.json()["marketingConsent"]["state"] == "CONFIRMED"
+
+
+def test_a_member_put_is_one_statement_per_channel(api_client, django_assert_num_queries):
+    member = MemberFactory(email="ada@example.com", phone="+14155550123")
+    MemberSessionFactory(correlation_id="corr-ada", member=member)
+    body = {"email": {"preference": "OPT_IN"}, "sms": {"preference": "OPT_OUT"}}
+
+    # The key, the throttle count, the session with its member, the transaction around both
+    # channels (a savepoint and its release inside the test's transaction), one upsert each.
+    with django_assert_num_queries(7):
+        response = api_client.put(PUT, body, format="json")
+
+    assert response.status_code == 200
