@@ -40,3 +40,20 @@ def test_production_settings_pass_the_deploy_check():
 
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def database_options(**env: str) -> str:
+    script = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])"
+    result = run(["-c", f"import django; django.setup(); {script}"], DJANGO_DEBUG="true", **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_postgresql_binds_on_the_server_and_prepares_repeated_statements():
+    url = "postgres://app@db.example.com:5432/consentsite"
+
+    default = database_options(DATABASE_URL=url)
+    behind_a_pooler = database_options(DATABASE_URL=url, DATABASE_PREPARE_THRESHOLD="none")
+
+    assert default == "{'server_side_binding': True, 'prepare_threshold': 5}"
+    assert behind_a_pooler == "{'server_side_binding': True, 'prepare_threshold': None}"
