@@ -5,7 +5,7 @@ from django.urls import path
 from rest_framework import viewsets
 from rest_framework.response import Response
 
-from consents.models import RequestCount
+from consents.models import ClientApiKey, RequestCount
 from consentsite.auth import ApiKeyRateThrottle
 from tests.factories import ClientApiKeyFactory
 
@@ -153,3 +153,26 @@ def test_the_count_starts_again_in_the_next_window(client, monkeypatch):
     assert third["Retry-After"] == "30"  # the window [120, 180) ends in 29.5 s, rounded up
     assert [r.status_code for r in (fourth, fifth)] == [200, 200]
     assert RequestCount.objects.get().count == 2
+
+
+def test_a_process_reserves_a_hundredth_of_the_rate_at_a_time(client, monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "300/min"})
+    client = client_for(client)
+
+    statuses = {client.post("/client/things").status_code for _ in range(7)}
+
+    assert statuses == {200}
+    assert RequestCount.objects.get().count == 9  # three blocks of 3
+
+
+def test_blocks_never_grant_more_than_the_rate(client, monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "250/min"})
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: 125.0)
+    client = client_for(client)
+    key = ClientApiKey.objects.get()
+    # Other processes have asked for 249 of the window's 250 requests.
+    RequestCount.objects.create(key=key.prefix, period=120, count=249)
+
+    statuses = [client.post("/client/things").status_code for _ in range(2)]
+
+    assert statuses == [200, 429]

@@ -105,7 +105,7 @@ def test_an_empty_list_is_400(api_client):
 def test_500_items_take_a_bounded_number_of_queries(api_client, django_assert_max_num_queries):
     info = [confirmed(f"n{n}@example.com") for n in range(500)]
 
-    # Key, throttle count, one locked read, inserts, check, events: never per item.
+    # Key, throttle block, one locked read, inserts, check, events: never per item.
     with django_assert_max_num_queries(40):
         response = bulk(api_client, info)
 

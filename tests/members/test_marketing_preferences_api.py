@@ -198,7 +198,7 @@ def test_a_member_without_addresses_has_nothing_set(
 ) -> None:
     Member.objects.filter(pk=member.pk).update(email="", phone="12")
 
-    # The API key, its throttle count and the session: no consent can belong to no address.
+    # The API key, its throttle block and the session: no consent can belong to no address.
     with django_assert_num_queries(3):
         response = api_client.get(URL)
 
@@ -220,7 +220,7 @@ def test_get_runs_a_pinned_number_of_queries(
         confirm("ada@example.com", "CONSENT_API", description=f"change {index}")
         revoke("+14155550123", "ADMIN", type="PHONE", description=f"change {index}")
 
-    # The API key, its throttle count, the session with its member, both consents with their
+    # The API key, its throttle block, the session with its member, both consents with their
     # last update.
     with django_assert_num_queries(4):
         response = api_client.get(URL)
