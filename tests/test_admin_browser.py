@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from rest_framework.test import APIClient
 
 from consents.ledger import ChangeContext, ConfirmationActivity, ConsentChange, consent_upsert
@@ -44,6 +45,9 @@ def page(monkeypatch):
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+        # Playwright runs an event loop in this thread, so the test's queries used a connection of
+        # that loop's context, which Django's teardown would not close.
+        connections.close_all()
 
 
 def test_staff_find_a_member_by_phone_and_revoke_the_email_consent(
