@@ -279,7 +279,8 @@ class IdempotencyRecord(models.Model):
 
 
 class RequestCount(models.Model):
-    """Requests of one API key in its current throttling window (DRF's rate, in fixed windows).
+    """Requests asked for by one API key's processes in its current throttling window (DRF's
+    rate, in fixed windows; see consentsite.auth.ApiKeyRateThrottle).
 
     On PostgreSQL the table is UNLOGGED: counting writes no WAL, and a crash only resets counts."""
 

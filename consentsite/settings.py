@@ -86,10 +86,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters bound by the server, and statements run five times prepared: the hot paths
     # (the one-statement upsert above all) are then parsed and planned once per connection.
     # A pooler without prepared-statement support needs DATABASE_PREPARE_THRESHOLD=none.
-    threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+    _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True,
-        prepare_threshold=None if threshold.lower() == "none" else int(threshold),
+        prepare_threshold=(
+            None if _prepare_threshold.lower() == "none" else int(_prepare_threshold)
+        ),
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
