@@ -1,4 +1,4 @@
-"""The staff admin of the ledger (DESIGN.md §8): find a consent in any spelling, see its proof,
+"""The staff admin of the ledger (docs/design.md): find a consent in any spelling, see its proof,
 and fix it — every fix through the ledger with door ADMIN and the staff username as actor."""
 
 import contextlib

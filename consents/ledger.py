@@ -2,7 +2,7 @@
 
 Every door (member API, consent API, manage-consent links, admin, commands) calls one of the
 `consent_<verb>` functions with a `ChangeContext`. Each call validates the change against the rules
-of DESIGN.md §4, writes the new state and exactly one `ConsentEvent` in the same transaction, and
+in docs/design.md, writes the new state and exactly one `ConsentEvent` in the same transaction, and
 returns a `LedgerResult`. A refused call raises a `ConsentError` and changes nothing.
 """
 
@@ -223,7 +223,7 @@ class ConsentChange:
         return "confirmation" if primary is self.confirmation else "revoke"
 
     def keeps_state_of(self, consent_type: str) -> bool:
-        """An existing email consent asked for UNKNOWN_STATE keeps its state (DESIGN.md §4.1)."""
+        """An existing email consent asked for UNKNOWN_STATE keeps its state (ledger rule 1)."""
         return consent_type == ConsentType.EMAIL and self.state == ConsentState.UNKNOWN_STATE
 
     def as_json(self) -> dict[str, Any]:
@@ -276,7 +276,7 @@ def consent_upsert(
     context: ChangeContext,
     expected_revision: int | None = None,
 ) -> LedgerResult:
-    """Create the consent of an address or update it, by the rules of DESIGN.md §4."""
+    """Create the consent of an address or update it, by the ledger rules in docs/design.md."""
     change.validate(state_required=True)
     address = normalize_address(type, address)
     if expected_revision is None and connection.vendor == "postgresql":
@@ -664,7 +664,7 @@ class Eligibility:
 
 
 def communication_eligibility(consent: MarketingConsent | None, *, type: str) -> Eligibility:
-    """May we send marketing to this address now? (DESIGN.md §4.7)"""
+    """May we send marketing to this address now? (ledger rule 9 in docs/design.md)"""
     state = consent.state if consent else ConsentState.UNKNOWN_STATE
     if state == ConsentState.CONFIRMED:
         return Eligibility(True, "CONFIRMED_CONSENT")
@@ -738,7 +738,7 @@ def _decide(
     *,
     expected_revision: int | None = None,
 ) -> tuple[str, list[str]]:
-    """Apply a change to a consent in memory, by the rules of DESIGN.md §4.
+    """Apply a change to a consent in memory, by the ledger rules in docs/design.md.
 
     Returns the event kind and the fields to save (none unless UPDATED)."""
     if expected_revision is not None and expected_revision != consent.revision:

@@ -1,4 +1,4 @@
-"""Signed confirmation and unsubscribe links (DESIGN.md §7).
+"""Signed confirmation and unsubscribe links (docs/design.md).
 
 A token carries the consent id and its issue time, never the address. It is signed with Django's
 signing and a per-purpose salt, so a token made for one purpose is refused for the other.

@@ -1,4 +1,4 @@
-"""The manage-consent pages behind the links the API hands out (DESIGN.md §7).
+"""The manage-consent pages behind the links the API hands out (docs/design.md).
 
 GET only shows the page (mail scanners follow links); the button's POST changes the consent
 through the ledger with door LINK. RFC 8058 one-click unsubscribe (`List-Unsubscribe=One-Click`)

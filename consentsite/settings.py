@@ -1,6 +1,6 @@
 """Settings for consentsite, read from the environment (and an optional .env file).
 
-Every variable is listed with its default in the README's configuration table.
+Every variable is listed with its default in the configuration table of docs/operations.md.
 """
 
 from pathlib import Path

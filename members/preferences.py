@@ -1,9 +1,9 @@
 """A member's marketing preferences: the member API's door onto the consent ledger.
 
 The source API knows two preferences per member: for `email` the `LOYALTY` topic, for `sms` the
-default shortcode. Consent belongs to the address (DESIGN.md §2), so each preference is the consent
-of the member's email address or phone number, written and read through the ledger like every other
-door's.
+default shortcode. Consent belongs to the address (docs/design.md), so each preference is the
+consent of the member's email address or phone number, written and read through the ledger like
+every other door's.
 """
 
 import operator
@@ -88,7 +88,7 @@ class MemberChannel:
         return normalize_address(self.consent_type, raw) if raw else ""
 
     def change(self, preference: str, *, session_channel: str) -> ConsentChange:
-        """The ledger change for a preference (DESIGN.md §4.6). The description is the same for
+        """The ledger change for a preference (docs/member-api.md). The description is the same for
         every request of this topic and session channel, so a repeated request is a no-op."""
         description = (
             f"Member {self.label} preference {self.topic_description} set through the member API "

@@ -1,5 +1,5 @@
-"""The consent API's query (DESIGN.md §6): a filter document turned into a Django `Q`, a sort,
-and keyset paging with signed cursors.
+"""The consent API's query (docs/consent-api.md): a filter document turned into a Django `Q`,
+a sort, and keyset paging with signed cursors.
 
 A cursor carries its query (filter and sort) and the row it continues from, signed: a follow-up
 request sends only the cursor, and a cursor cannot be replayed with another filter.

@@ -1,4 +1,5 @@
-"""The consent API's bodies (DESIGN.md §6): what clients send, validated here, and what they get.
+"""The consent API's bodies (docs/consent-api.md): what clients send, validated here, and what
+they get.
 
 Input accepts camelCase and the snake_case spellings the source's own example uses
 (`updated_date`); dates with or without fractional seconds. Output is camelCase, `revision` a

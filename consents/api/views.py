@@ -1,4 +1,5 @@
-"""The consent API (DESIGN.md §6): nine methods onto the ledger, in the website platform's style.
+"""The consent API (docs/consent-api.md): nine methods onto the ledger, in the website platform's
+style.
 
 Each action: input serializer → ledger (door CONSENT_API, actor the API key's name) → output
 serializer. Every success is a 200 with a JSON body, as the platform's own clients expect.

@@ -1,4 +1,4 @@
-"""What the bulk-fix commands share (DESIGN.md §9): the `--apply`, `--batch-size` and `--errors`
+"""What the bulk-fix commands share (docs/design.md): the `--apply`, `--batch-size` and `--errors`
 flags, reading a file or stdin line by line, the progress bar, the per-row error report and the
 summary line.
 

@@ -1,4 +1,4 @@
-"""The response headers of every member-API response (DESIGN.md §5), errors included."""
+"""The response headers of every member-API response (docs/member-api.md), errors included."""
 
 import uuid
 

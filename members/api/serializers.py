@@ -1,4 +1,4 @@
-"""The member API's bodies, with its checks and their exact messages (DESIGN.md §5).
+"""The member API's bodies, with its checks and their exact messages (docs/member-api.md).
 
 The member API reports one error at a time: the first failed check, in the contract's order. The
 serializers run their checks in that order; the error handler reports the first message.

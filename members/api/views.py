@@ -1,4 +1,4 @@
-"""The member API (DESIGN.md §5): sessions and a member's marketing preferences.
+"""The member API (docs/member-api.md): sessions and a member's marketing preferences.
 
 Every response of this API, errors included, carries the source API's headers
 (`members/api/headers.py`) and, for errors, its envelope `{"statusCode", "errorCode",

@@ -1,4 +1,4 @@
-"""The staff admin: finding, proving and fixing consents (DESIGN.md §8)."""
+"""The staff admin: finding, proving and fixing consents (docs/design.md)."""
 
 import csv
 import io

@@ -1,4 +1,4 @@
-"""The ledger, one test per rule of DESIGN.md §4 (and one per public function)."""
+"""The ledger, one test per ledger rule in docs/design.md (and one per public function)."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,4 +1,4 @@
-"""On PostgreSQL, many writers on one new address at once (DESIGN.md §4.4)."""
+"""On PostgreSQL, many writers on one new address at once (ledger rule 5 in docs/design.md)."""
 
 import threading
 from datetime import UTC, datetime, timedelta

@@ -1,4 +1,4 @@
-"""The confirmation and unsubscribe pages behind the links (DESIGN.md §7)."""
+"""The confirmation and unsubscribe pages behind the links (docs/design.md)."""
 
 from datetime import timedelta
 from urllib.parse import urlsplit

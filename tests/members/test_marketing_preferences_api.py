@@ -1,4 +1,4 @@
-"""GET /client/users/<correlation_id>/profile/marketing-preferences (DESIGN.md §5)."""
+"""GET /client/users/<correlation_id>/profile/marketing-preferences (docs/member-api.md)."""
 
 from datetime import UTC, datetime
 from typing import Any

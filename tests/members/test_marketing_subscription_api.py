@@ -1,4 +1,4 @@
-"""PUT /client/users/<correlation_id>/profile/marketing-subscription (DESIGN.md §5)."""
+"""PUT /client/users/<correlation_id>/profile/marketing-subscription (docs/member-api.md)."""
 
 from datetime import timedelta
 from typing import Any

@@ -1,5 +1,5 @@
 """What every response of the member API shares: headers, the error envelope for every status,
-and the OpenAPI description (DESIGN.md §5)."""
+and the OpenAPI description (docs/member-api.md)."""
 
 import re
 from datetime import UTC, datetime, timedelta

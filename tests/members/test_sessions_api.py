@@ -1,4 +1,4 @@
-"""POST /client/users/<identifier>/sessions (DESIGN.md §5)."""
+"""POST /client/users/<identifier>/sessions (docs/member-api.md)."""
 
 import threading
 from datetime import timedelta
