@@ -1,5 +1,7 @@
 """POST /sms/inbound: signatures, retries and bad input. A refused request writes nothing."""
 
+import json
+import logging
 from urllib.parse import urlencode
 
 import pytest
@@ -228,3 +230,15 @@ def test_only_post_is_allowed(method):
 
     assert response.status_code == 405
     assert response["Allow"] == "POST"
+
+
+def test_the_request_log_names_the_route_and_not_the_numbers(caplog):
+    caplog.set_level(logging.INFO, logger="consentsite.request")
+
+    post(message("STOP"))
+
+    [line] = [r.getMessage() for r in caplog.records if r.name == "consentsite.request"]
+    assert json.loads(line)["route"] == "sms/inbound"
+    assert json.loads(line)["status"] == 200
+    assert SENDER not in line
+    assert "32123" not in line
