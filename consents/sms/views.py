@@ -76,7 +76,7 @@ def inbound(request: HttpRequest) -> HttpResponse:
             "Inbound SMS %s came to %r, which is not one of SMS_PROGRAMME_NUMBERS: "
             "answered without a change.",
             message.sid,
-            message.to,
+            message.to[:64],
         )
         return _twiml(None)
     match = keyword_of(message.text)
