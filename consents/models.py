@@ -52,6 +52,7 @@ class Door(models.TextChoices):
     LINK = "LINK"
     ADMIN = "ADMIN"
     COMMAND = "COMMAND"
+    SMS = "SMS", "SMS"
 
 
 class EventKind(models.TextChoices):
@@ -218,6 +219,11 @@ class ConsentEvent(models.Model):
             models.CheckConstraint(
                 condition=_in_choices("previous_state", ConsentState, blank=True),
                 name="event_previous_state",
+            ),
+            # One inbound SMS makes one ledger call: a retried webhook cannot write again, even
+            # when the retry races the first delivery.
+            models.UniqueConstraint(
+                fields=["request_id"], condition=Q(door="SMS"), name="event_sms_message_once"
             ),
         ]
         indexes = [

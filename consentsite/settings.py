@@ -179,6 +179,32 @@ APP_ID = env.str("APP_ID", default="ES-CB-V1")
 MEMBER_SESSION_TTL = env.int("MEMBER_SESSION_TTL", default=3600)
 CONFIRMATION_LINK_MAX_AGE = env.int("CONFIRMATION_LINK_MAX_AGE", default=30 * 24 * 3600)
 
+# The SMS door (consents/sms/): the provider's signing secret, the numbers and shortcodes that are
+# ours, the keywords and the replies. Without a token every inbound message is refused.
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+SMS_PROGRAMME_NUMBERS = env.list("SMS_PROGRAMME_NUMBERS", default=[SMS_DEFAULT_SHORTCODE])
+SMS_STOP_KEYWORDS = env.list(
+    "SMS_STOP_KEYWORDS", default=["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"]
+)
+SMS_START_KEYWORDS = env.list("SMS_START_KEYWORDS", default=["START", "YES", "UNSTOP"])
+SMS_HELP_KEYWORDS = env.list("SMS_HELP_KEYWORDS", default=["HELP", "INFO"])
+SMS_BRAND = env.str("SMS_BRAND", default="Consentsite")
+SMS_STOP_REPLY = env.str(
+    "SMS_STOP_REPLY",
+    default=f"{SMS_BRAND}: You are unsubscribed and will receive no more messages. "
+    "Reply START to resubscribe.",
+)
+SMS_START_REPLY = env.str(
+    "SMS_START_REPLY",
+    default=f"{SMS_BRAND}: You are subscribed to marketing messages. Msg frequency varies. "
+    "Msg&data rates may apply. Reply HELP for help. Reply STOP to unsubscribe.",
+)
+SMS_HELP_REPLY = env.str(
+    "SMS_HELP_REPLY",
+    default=f"{SMS_BRAND}: Marketing messages. Msg frequency varies. Msg&data rates may apply. "
+    "Reply STOP to unsubscribe.",
+)
+
 # API guards: request size, idempotency, throttling.
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES

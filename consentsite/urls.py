@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import consentsite.openapi  # noqa: F401 - registers the schema's API-key scheme
 from consents import views as consent_pages
+from consents.sms import views as sms
 from consentsite.views import healthz
 
 urlpatterns = [
@@ -17,4 +18,5 @@ urlpatterns = [
     path(
         "_manage-consent/unsubscribe", consent_pages.unsubscribe, name="manage-consent-unsubscribe"
     ),
+    path("sms/inbound", sms.inbound, name="sms-inbound"),
 ]

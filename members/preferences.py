@@ -49,13 +49,16 @@ STATUS_BY_STATE = {
 }
 NOT_SET = "NOT_SET"
 
-# Which side of the business made the last status update, in the source API's words.
+# Which side of the business made the last status update, in the source API's words. An SMS
+# keyword is the person's reply to a message of our sending provider, as a link click is: ESP,
+# which keeps the field within the three values the source API's clients know.
 SOURCE_BY_DOOR = {
     Door.MEMBER_API: "CUX",
     Door.ADMIN: "CONSOLE",
     Door.COMMAND: "CONSOLE",
     Door.CONSENT_API: "ESP",
     Door.LINK: "ESP",
+    Door.SMS: "ESP",
 }
 
 

@@ -164,7 +164,7 @@ GET_PREFERENCES = _operation(
     description=(
         "The member's preferences as the consent ledger holds them, whichever door changed them: "
         "`lastStatusUpdateSource` is `CUX` (member API), `CONSOLE` (admin or command) or `ESP` "
-        "(consent API or a confirmation/unsubscribe link)."
+        "(consent API, a confirmation/unsubscribe link or an SMS keyword)."
     ),
     parameters=[CORRELATION_ID_PATH],
     request=None,
