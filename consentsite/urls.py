@@ -1,13 +1,25 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
+from django.views.generic import RedirectView, TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import consentsite.openapi  # noqa: F401 - registers the schema's API-key scheme
 from consents import views as consent_pages
 from consentsite.views import healthz
 
+admin.site.site_header = "consentsite: the consent ledger"
+admin.site.site_title = "consentsite admin"
+admin.site.index_title = "Consents, their proof, members and API keys"
+admin.site.site_url = reverse_lazy("swagger-ui")  # "View site": the API docs
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path(
+        "favicon.svg",
+        TemplateView.as_view(template_name="favicon.svg", content_type="image/svg+xml"),
+        name="favicon",
+    ),
+    path("favicon.ico", RedirectView.as_view(pattern_name="favicon", permanent=True)),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
