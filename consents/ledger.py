@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -400,6 +401,7 @@ def _upsert_accepted(
         (consent.type, consent.address): consent
         for consent in _lock_in_order(keys, lock=not dry_run)
     }
+    revisions = {key: consent.revision for key, consent in consents.items()}
     now = _now()
     created: dict[tuple[str, str], MarketingConsent] = {}
     changed_fields: dict[tuple[str, str], set[str]] = {}
@@ -420,11 +422,7 @@ def _upsert_accepted(
         return outcomes
 
     lost = _insert_new_consents(created)
-    if changed_fields:
-        MarketingConsent.objects.bulk_update(
-            [consents[key] for key in changed_fields],
-            fields=sorted(set().union(*changed_fields.values())),
-        )
+    _update_changed(consents, changed_fields, revisions)
     ConsentEvent.objects.bulk_create([events[i] for i, key, _ in accepted if key not in lost])
     # A concurrent writer created these addresses first: replay their items one by one as
     # updates of the winner's row, in order.
@@ -435,6 +433,30 @@ def _upsert_accepted(
                 type=key[0], address=key[1], change=change, context=context
             )
     return outcomes
+
+
+def _update_changed(
+    consents: dict[tuple[str, str], MarketingConsent],
+    changed_fields: dict[tuple[str, str], set[str]],
+    revisions: dict[tuple[str, str], int],
+) -> None:
+    """Save the changed consents of a batch: one UPDATE per group of consents given the same
+    values (a mass revocation is one group), rather than `bulk_update`'s CASE per row and field,
+    which costs seconds per thousand rows on SQLite. Each consent's revision moves by as many
+    changes as the batch made to it."""
+    if not changed_fields:
+        return
+    fields = sorted(set().union(*changed_fields.values()) - {"revision"})
+    groups: dict[tuple[str, int], tuple[dict[str, Any], list[UUID]]] = {}
+    for key in changed_fields:
+        consent = consents[key]
+        values = {name: getattr(consent, name) for name in fields}
+        group = (to_json(values), consent.revision - revisions[key])
+        groups.setdefault(group, (values, []))[1].append(consent.pk)
+    for (_, changes), (values, ids) in groups.items():
+        MarketingConsent.objects.filter(pk__in=ids).update(
+            **values, revision=F("revision") + changes
+        )
 
 
 def _lock_in_order(keys: set[tuple[str, str]], *, lock: bool = True) -> list[MarketingConsent]:

@@ -60,7 +60,7 @@ def test_the_list_shows_the_columns_staff_need(admin_client):
 
     assert response.status_code == 200
     html = response.content.decode()
-    row = html.split('<tbody>')[1].split("</tbody>")[0]
+    row = html.split("<tbody>")[1].split("</tbody>")[0]
     for text in ["ann@example.com", '<td class="field-type">Email</td>', "Confirmed", "Revision"]:
         assert text in (row if text != "Revision" else html)
 
