@@ -101,12 +101,17 @@ class ConsentChangeForm(forms.ModelForm):
     an invalid post leaves every fact on the page (heading, link, dates) as stored."""
 
     confirmation_source = forms.ChoiceField(
-        choices=[("", "—"), *ConfirmationSource.choices], required=False
+        label="Source", choices=[("", "—"), *ConfirmationSource.choices], required=False
     )
     confirmation_opt_in_level = forms.ChoiceField(
-        choices=OptInLevel.choices, initial=OptInLevel.SINGLE_CONFIRMATION, required=False
+        label="Opt-in level",
+        choices=OptInLevel.choices,
+        initial=OptInLevel.SINGLE_CONFIRMATION,
+        required=False,
     )
-    revoke_source = forms.ChoiceField(choices=[("", "—"), *RevokeSource.choices], required=False)
+    revoke_source = forms.ChoiceField(
+        label="Source", choices=[("", "—"), *RevokeSource.choices], required=False
+    )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Why you make this change. Recorded as the activity's description and on the "
@@ -188,6 +193,10 @@ class ConsentChangeForm(forms.ModelForm):
 ACTIVITY_SOURCE_LABELS = {**dict(RevokeSource.choices), **dict(ConfirmationSource.choices)}
 
 
+def activity_source_label(event: ConsentEvent) -> str:
+    return ACTIVITY_SOURCE_LABELS.get(event.activity_source, event.activity_source) or "—"
+
+
 class ConsentEventInline(admin.TabularInline):
     model = ConsentEvent
     fk_name = "consent"
@@ -211,7 +220,7 @@ class ConsentEventInline(admin.TabularInline):
 
     @admin.display(description="Activity source")
     def activity(self, event: ConsentEvent) -> str:
-        return ACTIVITY_SOURCE_LABELS.get(event.activity_source, event.activity_source) or "—"
+        return activity_source_label(event)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -495,11 +504,43 @@ class ConsentEventAdmin(AddressSearchMixin, admin.ModelAdmin):
 
     list_display = ["recorded_at", "address", "kind", "state", "door", "actor"]
     list_filter = ["door", "kind", "state", ("recorded_at", admin.DateFieldListFilter)]
+    fields = [
+        "recorded_at",
+        "consent",
+        "type",
+        "address",
+        "kind",
+        "revision",
+        "previous_state",
+        "state",
+        "requested_state",
+        "activity",
+        "activity_description",
+        "activity_level",
+        "activity_date",
+        "request",
+        "door",
+        "actor",
+        "request_id",
+        "ip_address",
+        "user_agent",
+        "note",
+    ]
+    readonly_fields = fields
     ordering = ["-recorded_at", "-id"]
     search_fields = ["address", "actor"]
     search_help_text = "Address (any spelling) or actor."
     paginator = CappedCountPaginator
     show_full_result_count = False
+
+    @admin.display(description="Activity source")
+    def activity(self, event: ConsentEvent) -> str:
+        return activity_source_label(event)
+
+    @admin.display(description="Activity opt-in level")
+    def activity_level(self, event: ConsentEvent) -> str:
+        level = event.activity_opt_in_level
+        return OptInLevel(level).label if level in OptInLevel.values else level or "—"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

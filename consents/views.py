@@ -49,6 +49,14 @@ def _link_error(request: HttpRequest, error: Exception) -> HttpResponse:
     )
 
 
+def _page(request: HttpRequest, consent: MarketingConsent) -> dict[str, str]:
+    return {
+        "address": mask_address(consent.address),
+        "token": request.GET.get("token", ""),
+        "staff_user": request.user.get_username() if _by_staff(request) else "",
+    }
+
+
 def _by_staff(request: HttpRequest) -> bool:
     return request.user.is_authenticated and request.user.is_staff
 
@@ -64,7 +72,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     """Double opt-in: show who is confirming; the button confirms."""
     try:
         token, consent = _read(request, CONFIRM)
-        page = {"address": mask_address(consent.address), "token": request.GET.get("token", "")}
+        page = _page(request, consent)
         if request.method == "GET":
             check_confirmation_link(consent, issued_at=token.issued_at)
             return render(request, "consents/subscribe.html", page)
@@ -85,7 +93,7 @@ def unsubscribe(request: HttpRequest) -> HttpResponse:
     """Unsubscribe: a page with one button, or RFC 8058 one-click."""
     try:
         _, consent = _read(request, UNSUBSCRIBE)
-        page = {"address": mask_address(consent.address), "token": request.GET.get("token", "")}
+        page = _page(request, consent)
         if request.method == "GET":
             return render(request, "consents/unsubscribe.html", page)
         consent_revoke_by_link(

@@ -218,6 +218,15 @@ def test_staff_cannot_overwrite_an_opt_out_forge_a_click_or_be_misled_on_20000_c
 
     assert not MarketingConsent.objects.exclude(state="REVOKED").exists()
     assert ConsentEvent.objects.filter(door="ADMIN", actor="sam").count() == 20_001
+
+    # The event list does not count its 20,000 rows; members and keys fit the screen too.
+    page.goto(f"{live_server.url}/admin/consents/consentevent/")
+    assert "More than 10000 consent events" in page.locator(".paginator").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin-event-list.png"))
+    page.goto(f"{live_server.url}/admin/members/member/")
+    page.screenshot(path=str(ARTIFACTS / "admin-member-list.png"))
+    page.goto(f"{live_server.url}/admin/consents/clientapikey/")
+    page.screenshot(path=str(ARTIFACTS / "admin-api-key-list.png"))
     ann.refresh_from_db()
     assert (ann.revision, ann.revoke_source) == (1, "FORM")
     assert failed_responses == []

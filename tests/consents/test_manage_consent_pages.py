@@ -286,3 +286,15 @@ def test_a_signed_in_user_who_is_not_staff_is_the_link_recipient(
         "Confirmed through the confirmation link.",
         "DOUBLE_CONFIRMATION",
     )
+
+
+def test_the_pages_warn_a_browser_signed_in_as_staff(client, pending_link, admin_user):
+    client.force_login(admin_user)
+
+    html = client.get(pending_link).content.decode()
+
+    assert (
+        '<p class="error" role="alert">You are signed in to the admin as <strong>admin</strong>. '
+        "If you confirm here, the consent records you, not the person who got this link.</p>"
+    ) in html
+    assert MarketingConsent.objects.get().state == "PENDING"
