@@ -178,7 +178,7 @@ def test_staff_cannot_overwrite_an_opt_out_forge_a_click_or_be_misled_on_20000_c
     page.goto(f"{live_server.url}/admin/consents/marketingconsent/{pia.pk}/change/")
     page.select_option("#id_state", "CONFIRMED")
     page.click("input[name=_save]")
-    assert page.locator(".errornote").is_visible()
+    page.wait_for_selector(".errornote")
     assert "(Pending)" in page.locator("#content > h2").inner_text()
     assert "(Pending)" in page.locator(".breadcrumbs").inner_text()
     assert page.locator(".field-state_now .readonly").inner_text() == "Pending"
@@ -223,6 +223,8 @@ def test_staff_cannot_overwrite_an_opt_out_forge_a_click_or_be_misled_on_20000_c
     page.goto(f"{live_server.url}/admin/consents/consentevent/")
     assert "More than 10000 consent events" in page.locator(".paginator").inner_text()
     page.screenshot(path=str(ARTIFACTS / "admin-event-list.png"))
+    MemberFactory.create_batch(3)
+    ClientApiKeyFactory.create_batch(2)
     page.goto(f"{live_server.url}/admin/members/member/")
     page.screenshot(path=str(ARTIFACTS / "admin-member-list.png"))
     page.goto(f"{live_server.url}/admin/consents/clientapikey/")

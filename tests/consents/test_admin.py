@@ -653,7 +653,9 @@ def test_the_event_list_counts_at_most_its_cap(admin_client, monkeypatch):
 
     counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
     assert counts and all("LIMIT 4" in sql for sql in counts)
-    assert "More than 3 consent events" in response.content.decode()
+    html = response.content.decode()
+    assert "More than 3 consent events: filter by door, kind or date" in html
+    assert "More than 3 results" in html
 
 
 def test_the_site_names_the_product_links_the_api_docs_and_has_a_favicon(admin_client, client):
@@ -664,6 +666,7 @@ def test_the_site_names_the_product_links_the_api_docs_and_has_a_favicon(admin_c
     assert "<title>Consents, their proof, members and API keys | consentsite admin</title>" in html
     assert '<a href="/api/docs/">View site</a>' in html
     assert '<link rel="icon" href="/favicon.svg" type="image/svg+xml">' in html
+    assert 'id="nav-sidebar"' not in html  # lists get the screen's width
     assert (icon.status_code, icon["Content-Type"]) == (200, "image/svg+xml")
     assert icon.content.startswith(b"<svg")
     assert client.get("/favicon.ico")["Location"] == "/favicon.svg"
