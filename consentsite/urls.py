@@ -12,6 +12,7 @@ admin.site.site_title = "consentsite admin"
 admin.site.index_title = "Consents, their proof, members and API keys"
 admin.site.site_url = reverse_lazy("swagger-ui")  # "View site": the API docs
 admin.site.enable_nav_sidebar = False  # lists need the width of a 1280-px screen
+admin.site.empty_value_display = "—"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
