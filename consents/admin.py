@@ -5,30 +5,41 @@ import contextlib
 import csv
 import dataclasses
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.contrib import admin
+from django.contrib.admin.utils import display_for_value
+from django.core.paginator import Paginator
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from consents.addresses import normalize_email, normalize_phone
-from consents.exceptions import ConsentError, InvalidAddress
+from consents.exceptions import (
+    ConsentAlreadyExists,
+    ConsentError,
+    InvalidAddress,
+    InvalidChange,
+    RevisionMismatch,
+)
 from consents.exports import CSV_HEADER, consent_csv_row
 from consents.ledger import (
     ChangeContext,
     ConfirmationActivity,
     ConsentChange,
     RevokeActivity,
+    consent_add,
     consent_delete,
+    consent_revoke_many,
     consent_update,
-    consent_upsert,
 )
-from consents.links import consent_link
+from consents.links import CONFIRM, consent_link
 from consents.models import (
     ClientApiKey,
     ConfirmationSource,
@@ -70,22 +81,46 @@ class AddressSearchMixin:
         return results, may_have_duplicates
 
 
+def shown_date(value: Any) -> str:
+    """A date as every admin page shows it (seconds and time zone, see consentsite/formats)."""
+    return display_for_value(value, "—")
+
+
+# Where a ledger refusal's field (in the consent API's spelling) shows on the admin form.
+_FORM_FIELD_OF = {
+    "state": "state",
+    "lastConfirmationActivity": "confirmation_source",
+    "lastRevokeActivity": "revoke_source",
+}
+
+
 class ConsentChangeForm(forms.ModelForm):
-    """A staff change of state: the activity that justifies it and a reason are required."""
+    """A staff change of state: the activity that justifies it and a reason are required.
+
+    The form only reads what staff typed; the ledger writes. So the instance is never touched:
+    an invalid post leaves every fact on the page (heading, link, dates) as stored."""
 
     confirmation_source = forms.ChoiceField(
-        choices=[("", "—"), *ConfirmationSource.choices], required=False
+        label="Source", choices=[("", "—"), *ConfirmationSource.choices], required=False
     )
     confirmation_opt_in_level = forms.ChoiceField(
-        choices=OptInLevel.choices, initial=OptInLevel.SINGLE_CONFIRMATION, required=False
+        label="Opt-in level",
+        choices=OptInLevel.choices,
+        initial=OptInLevel.SINGLE_CONFIRMATION,
+        required=False,
     )
-    revoke_source = forms.ChoiceField(choices=[("", "—"), *RevokeSource.choices], required=False)
+    revoke_source = forms.ChoiceField(
+        label="Source", choices=[("", "—"), *RevokeSource.choices], required=False
+    )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Why you make this change. Recorded as the activity's description and on the "
         "event.",
     )
     loaded_revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    # Set by the admin when the ledger refused this very post: shown as the form's errors.
+    ledger_refusal: ConsentError | None = None
 
     class Meta:
         model = MarketingConsent
@@ -102,13 +137,37 @@ class ConsentChangeForm(forms.ModelForm):
         if state in (ConsentState.PENDING, ConsentState.CONFIRMED) and not data.get(
             "confirmation_source"
         ):
-            self.add_error("confirmation_source", f"Required to set the state {state}.")
+            label = ConsentState(state).label
+            self.add_error("confirmation_source", f"Required to set the state {label}.")
         if state == ConsentState.REVOKED and not data.get("revoke_source"):
-            self.add_error("revoke_source", "Required to set the state REVOKED.")
+            self.add_error("revoke_source", "Required to set the state Revoked.")
+        if self.ledger_refusal is not None:
+            self.add_error(*self._refusal_error(self.ledger_refusal))
         return data
 
-    def validate_unique(self) -> None:
-        """An address that has a consent already is the ledger's to refuse (upsert updates)."""
+    def _refusal_error(self, refused: ConsentError) -> tuple[str | None, str]:
+        """The ledger's refusal as a form error: on the field it names, if the form has it."""
+        message = f"Nothing was changed: {refused.message}"
+        field = None
+        if isinstance(refused, ConsentAlreadyExists):
+            url = reverse("admin:consents_marketingconsent_change", args=[refused.consent_id])
+            message = format_html(
+                '{} <a href="{}">Open that consent</a> to change it there, with a reason.',
+                refused.message,
+                url,
+            )
+            field = "address"
+        elif isinstance(refused, InvalidAddress):
+            field = "address"
+        elif isinstance(refused, InvalidChange):
+            field = _FORM_FIELD_OF.get(refused.field.split(".")[0])
+        elif isinstance(refused, RevisionMismatch):
+            message += " Someone changed it meanwhile: reload this page to see that change."
+        return (field if field in self.fields else None), message
+
+    def _post_clean(self) -> None:
+        """Leaves the instance as stored (Django's ModelForm copies the post onto it); type,
+        address and state are validated by their form fields here and by the ledger."""
 
     def to_change(self) -> ConsentChange:
         data = self.cleaned_data
@@ -130,6 +189,14 @@ class ConsentChangeForm(forms.ModelForm):
         return ConsentChange(state=data["state"], confirmation=confirmation, revoke=revoke)
 
 
+# An event's activity source is a confirmation's or a revoke's: one word for each value.
+ACTIVITY_SOURCE_LABELS = {**dict(RevokeSource.choices), **dict(ConfirmationSource.choices)}
+
+
+def activity_source_label(event: ConsentEvent) -> str:
+    return ACTIVITY_SOURCE_LABELS.get(event.activity_source, event.activity_source) or "—"
+
+
 class ConsentEventInline(admin.TabularInline):
     model = ConsentEvent
     fk_name = "consent"
@@ -140,7 +207,7 @@ class ConsentEventInline(admin.TabularInline):
         "revision",
         "previous_state",
         "state",
-        "activity_source",
+        "activity",
         "activity_description",
         "door",
         "actor",
@@ -150,6 +217,10 @@ class ConsentEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
+
+    @admin.display(description="Activity source")
+    def activity(self, event: ConsentEvent) -> str:
+        return activity_source_label(event)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -165,19 +236,15 @@ class RevokeReasonForm(forms.Form):
     )
 
 
+# How many of the selected consents the revoke confirmation lists: it shows the count and a
+# sample, never one line per row (a selection may be every consent).
+REVOKE_SAMPLE_SIZE = 20
+
+
 @admin.register(MarketingConsent)
 class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
     form = ConsentChangeForm
-    list_display = [
-        "address",
-        "type",
-        "state",
-        "revision",
-        "confirmation_source",
-        "revoke_source",
-        "confirmation_opt_in_level",
-        "updated_date",
-    ]
+    list_display = ["address", "type", "state", "revision", "updated_date"]
     list_filter = [
         "type",
         "state",
@@ -189,6 +256,7 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
         ("confirmation_date", admin.DateFieldListFilter),
         ("revoke_date", admin.DateFieldListFilter),
     ]
+    ordering = ["-updated_date"]
     search_fields = ["address"]
     search_help_text = "Email or phone, in any spelling."
     date_hierarchy = "updated_date"
@@ -196,6 +264,7 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
     inlines = [ConsentEventInline]
     actions = ["revoke_selected", "export_selected_csv"]
     readonly_fields = [
+        "state_now",
         "revision",
         "current_link",
         "current_confirmation",
@@ -208,12 +277,20 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         if obj is None:
             return [
-                (None, {"fields": ["type", "address", "state", "reason"]}),
+                (
+                    None,
+                    {
+                        "fields": ["type", "address", "state", "reason"],
+                        "description": "Records a new address's consent through the ledger. An "
+                        "address that has a consent already is changed on its own page.",
+                    },
+                ),
                 ("Confirmation activity", {"fields": self._confirmation_fields}),
                 ("Revoke activity", {"fields": ["revoke_source"]}),
             ]
-        current = ["type", "address", "revision", "current_link", "current_confirmation"]
-        current += ["current_revoke", "extended_fields", "created_date", "updated_date"]
+        current = ["type", "address", "state_now", "revision", "current_link"]
+        current += ["current_confirmation", "current_revoke", "extended_fields"]
+        current += ["created_date", "updated_date"]
         if not self.has_change_permission(request, obj):
             return [(None, {"fields": current})]
         return [
@@ -227,10 +304,10 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
                 },
             ),
             (
-                "Confirmation activity (for PENDING or CONFIRMED)",
+                "Confirmation activity (for Pending or Confirmed)",
                 {"fields": self._confirmation_fields},
             ),
-            ("Revoke activity (for REVOKED)", {"fields": ["revoke_source"]}),
+            ("Revoke activity (for Revoked)", {"fields": ["revoke_source"]}),
         ]
 
     _confirmation_fields = ["confirmation_source", "confirmation_opt_in_level"]
@@ -241,21 +318,45 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
             fields += ["type", "address"]  # an address's consent stays that address's
         return fields
 
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+        refusal = getattr(request, "ledger_refusal", None)
+        if refusal is None:
+            return form
+        return type(form.__name__, (form,), {"ledger_refusal": refusal})
+
+    @admin.display(description="State")
+    def state_now(self, consent: MarketingConsent) -> str:
+        return consent.get_state_display()
+
     @admin.display(description="Current link")
     def current_link(self, consent: MarketingConsent) -> str:
+        """The link the APIs hand out, as text to copy into a message to the person: opening it
+        here would act in their name."""
         link = consent_link(consent)
         if link is None:
             return "—"
-        return format_html('{}: <a href="{}">{}</a>', link["type"], link["url"], "open")
+        what = "Confirmation link" if link["type"] == CONFIRM else "Unsubscribe link"
+        return format_html(
+            '<input type="text" readonly class="vLargeTextField" aria-label="{}" value="{}">'
+            '<div class="help">{} ({}): for the person only. Copy it into a message to them; '
+            "used in this browser, it records you, not them.</div>",
+            what,
+            link["url"],
+            what,
+            link["type"],
+        )
 
     @admin.display(description="Last confirmation")
     def current_confirmation(self, consent: MarketingConsent) -> str:
         if consent.confirmation_date is None:
             return "—"
-        when = f"{consent.confirmation_date:%Y-%m-%d %H:%M:%S} UTC"
         return (
-            f"{consent.confirmation_source}, {consent.confirmation_opt_in_level}, {when} — "
-            f"{consent.confirmation_description}"
+            f"{consent.get_confirmation_source_display()}, "
+            f"{consent.get_confirmation_opt_in_level_display()}, "
+            f"{shown_date(consent.confirmation_date)} — {consent.confirmation_description}"
         )
 
     @admin.display(description="Last revoke")
@@ -263,7 +364,7 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
         if consent.revoke_date is None:
             return "—"
         return (
-            f"{consent.revoke_source}, {consent.revoke_date:%Y-%m-%d %H:%M:%S} UTC — "
+            f"{consent.get_revoke_source_display()}, {shown_date(consent.revoke_date)} — "
             f"{consent.revoke_description}"
         )
 
@@ -280,7 +381,7 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
                 context=context,
             )
         else:
-            result = consent_upsert(
+            result = consent_add(
                 type=form.cleaned_data["type"],
                 address=form.cleaned_data["address"],
                 change=form.to_change(),
@@ -289,13 +390,21 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
         obj.pk = result.consent.pk
         obj.refresh_from_db()
 
-    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
         try:
-            return super().changeform_view(request, *args, **kwargs)
+            return super().changeform_view(request, object_id, form_url, extra_context)
         except ConsentError as refused:
-            # E.g. someone else changed it meanwhile (revision), or an address the ledger refuses.
-            self.message_user(request, f"Nothing was changed: {refused.message}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+            # The ledger refused (an address that has a consent, someone else's change meanwhile,
+            # an address it cannot read) and nothing was written: show the form as posted, with
+            # the refusal as its error.
+            request.ledger_refusal = refused
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def delete_model(self, request: HttpRequest, obj: MarketingConsent) -> None:
         consent_delete(consent_id=obj.pk, context=admin_context(request, "Deleted in the admin."))
@@ -306,8 +415,15 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
 
     @admin.action(description="Revoke selected consents", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Asks for a reason on a page that shows the count and a sample; the confirmation
+        carries the selection as Django's action form does (the list's filters and search in the
+        URL, `select_across`, the page's checked rows), never one field per consent."""
         form = RevokeReasonForm(request.POST if "confirm" in request.POST else None)
         if not form.is_valid():
+            by_state = dict(queryset.order_by().values_list("state").annotate(Count("id")))
+            total = sum(by_state.values())
+            already_revoked = by_state.get(ConsentState.REVOKED, 0)
+            more = max(total - REVOKE_SAMPLE_SIZE, 0)
             return TemplateResponse(
                 request,
                 "admin/consents/marketingconsent/revoke_selected.html",
@@ -315,29 +431,32 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
                     **self.admin_site.each_context(request),
                     "title": "Revoke the selected consents",
                     "opts": self.model._meta,
-                    "consents": queryset,
+                    "total": total,
+                    "total_shown": f"{total:,}",
+                    "already_revoked": already_revoked,
+                    "already_revoked_shown": f"{already_revoked:,}",
+                    "sample": queryset[:REVOKE_SAMPLE_SIZE],
+                    "more": more,
+                    "more_shown": f"{more:,}",
+                    "select_across": request.POST.get("select_across") == "1",
+                    "checked": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
                     "form": form,
                     "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
                 },
             )
-        context = admin_context(request, form.cleaned_data["reason"])
-        revoked = already = 0
-        for consent in queryset.order_by("type", "address"):
-            if consent.state == ConsentState.REVOKED:
-                already += 1  # its revoke activity is the proof that matters: left as it is
-                continue
-            consent_update(
-                consent_id=consent.pk,
-                change=ConsentChange(
-                    state=ConsentState.REVOKED,
-                    revoke=RevokeActivity(
-                        source=RevokeSource.OTHER, description=form.cleaned_data["reason"]
-                    ),
-                ),
-                context=context,
-            )
-            revoked += 1
-        self.message_user(request, f"Revoked {revoked} consent(s); {already} were already revoked.")
+        reason = form.cleaned_data["reason"]
+        counts = consent_revoke_many(
+            consent_ids=list(queryset.order_by("type", "address").values_list("id", flat=True)),
+            revoke=RevokeActivity(source=RevokeSource.OTHER, description=reason),
+            context=admin_context(request, reason),
+        )
+        message = (
+            f"Revoked {counts['updated']} consent(s); {counts['already_revoked']} were already "
+            "revoked."
+        )
+        if counts["not_found"]:
+            message += f" {counts['not_found']} had been deleted meanwhile."
+        self.message_user(request, message)
         return None
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
@@ -363,15 +482,65 @@ def csv_lines(queryset: QuerySet) -> Iterator[str]:
         yield writer.writerow(consent_csv_row(consent))
 
 
+class CappedCountPaginator(Paginator):
+    """Counts at most `cap` + 1 rows. The event list grows with every write; counting all of it
+    on each page view would read every row. Past the cap, the list says "more than" and the
+    filters (door, kind, date) narrow it down."""
+
+    cap = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list.order_by()[: self.cap + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.cap
+
+
 @admin.register(ConsentEvent)
 class ConsentEventAdmin(AddressSearchMixin, admin.ModelAdmin):
     """The proof: read-only for everyone, superusers included."""
 
-    list_display = ["recorded_at", "address", "kind", "state", "revision", "door", "actor"]
+    list_display = ["recorded_at", "address", "kind", "state", "door", "actor"]
     list_filter = ["door", "kind", "state", ("recorded_at", admin.DateFieldListFilter)]
+    fields = [
+        "recorded_at",
+        "consent",
+        "type",
+        "address",
+        "kind",
+        "revision",
+        "previous_state",
+        "state",
+        "requested_state",
+        "activity",
+        "activity_description",
+        "activity_level",
+        "activity_date",
+        "request",
+        "door",
+        "actor",
+        "request_id",
+        "ip_address",
+        "user_agent",
+        "note",
+    ]
+    readonly_fields = fields
+    ordering = ["-recorded_at", "-id"]
     search_fields = ["address", "actor"]
     search_help_text = "Address (any spelling) or actor."
-    date_hierarchy = "recorded_at"
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="Activity source")
+    def activity(self, event: ConsentEvent) -> str:
+        return activity_source_label(event)
+
+    @admin.display(description="Activity opt-in level")
+    def activity_level(self, event: ConsentEvent) -> str:
+        level = event.activity_opt_in_level
+        return OptInLevel(level).label if level in OptInLevel.values else level or "—"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -389,5 +558,6 @@ admin.site.unregister(APIKey)
 
 @admin.register(ClientApiKey)
 class ClientApiKeyAdmin(APIKeyModelAdmin):
-    list_display = [*APIKeyModelAdmin.list_display, "scope", "api"]
-    list_filter = [*APIKeyModelAdmin.list_filter, "scope", "api"]
+    list_display = ["name", "prefix", "scope", "api", "created", "expiry_date", "revoked"]
+    list_filter = [*APIKeyModelAdmin.list_filter, "scope", "api", "revoked"]
+    ordering = ["-created"]

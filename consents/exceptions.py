@@ -4,6 +4,8 @@ Each door turns them into its own contract body (see consentsite/api_errors.py);
 knows which door called it.
 """
 
+from uuid import UUID
+
 
 class ConsentError(Exception):
     """Base class: a request the ledger refuses. Nothing was changed."""
@@ -41,7 +43,13 @@ class ConsentNotFound(ConsentError):
 
 
 class ConsentAlreadyExists(ConsentError):
+    """A create for an address that has a consent already; `consent_id` names that consent."""
+
     code = "ALREADY_EXISTS"
+
+    def __init__(self, message: str, *, consent_id: UUID | None = None) -> None:
+        super().__init__(message)
+        self.consent_id = consent_id
 
 
 class RevisionMismatch(ConsentError):

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -25,6 +28,7 @@ from consents.exceptions import (
     ConsentAlreadyExists,
     ConsentError,
     ConsentNotFound,
+    InvalidAddress,
     InvalidChange,
     RevisionMismatch,
     StaleLink,
@@ -308,7 +312,6 @@ def _upsert_with_lock(
     return _apply(consent, change, context, expected_revision=expected_revision)
 
 
-@transaction.atomic
 def consent_create(
     *,
     type: str,
@@ -321,11 +324,23 @@ def consent_create(
     change = ConsentChange(
         state=ConsentState.CONFIRMED, confirmation=confirmation, extended_fields=extended_fields
     )
-    change.validate()
+    return consent_add(type=type, address=address, change=change, context=context)
+
+
+@transaction.atomic
+def consent_add(
+    *, type: str, address: str, change: ConsentChange, context: ChangeContext
+) -> LedgerResult:
+    """Create the consent of an address as `change` asks; an address that already has one is
+    refused with `ConsentAlreadyExists` naming it: changing a consent is an update, never a
+    side effect of a create."""
+    change.validate(state_required=True)
     address = normalize_address(type, address)
     consent, created = _lock_or_create(type, address, change)
     if not created:
-        raise ConsentAlreadyExists(f"A consent for this {type.lower()} already exists.")
+        raise ConsentAlreadyExists(
+            f"A consent for this {type.lower()} already exists.", consent_id=consent.id
+        )
     return _result(consent, EventKind.CREATED, "", change, context)
 
 
@@ -386,6 +401,7 @@ def _upsert_accepted(
         (consent.type, consent.address): consent
         for consent in _lock_in_order(keys, lock=not dry_run)
     }
+    revisions = {key: consent.revision for key, consent in consents.items()}
     now = _now()
     created: dict[tuple[str, str], MarketingConsent] = {}
     changed_fields: dict[tuple[str, str], set[str]] = {}
@@ -406,11 +422,7 @@ def _upsert_accepted(
         return outcomes
 
     lost = _insert_new_consents(created)
-    if changed_fields:
-        MarketingConsent.objects.bulk_update(
-            [consents[key] for key in changed_fields],
-            fields=sorted(set().union(*changed_fields.values())),
-        )
+    _update_changed(consents, changed_fields, revisions)
     ConsentEvent.objects.bulk_create([events[i] for i, key, _ in accepted if key not in lost])
     # A concurrent writer created these addresses first: replay their items one by one as
     # updates of the winner's row, in order.
@@ -421,6 +433,30 @@ def _upsert_accepted(
                 type=key[0], address=key[1], change=change, context=context
             )
     return outcomes
+
+
+def _update_changed(
+    consents: dict[tuple[str, str], MarketingConsent],
+    changed_fields: dict[tuple[str, str], set[str]],
+    revisions: dict[tuple[str, str], int],
+) -> None:
+    """Save the changed consents of a batch: one UPDATE per group of consents given the same
+    values (a mass revocation is one group), rather than `bulk_update`'s CASE per row and field,
+    which costs seconds per thousand rows on SQLite. Each consent's revision moves by as many
+    changes as the batch made to it."""
+    if not changed_fields:
+        return
+    fields = sorted(set().union(*changed_fields.values()) - {"revision"})
+    groups: dict[tuple[str, int], tuple[dict[str, Any], list[UUID]]] = {}
+    for key in changed_fields:
+        consent = consents[key]
+        values = {name: getattr(consent, name) for name in fields}
+        group = (to_json(values), consent.revision - revisions[key])
+        groups.setdefault(group, (values, []))[1].append(consent.pk)
+    for (_, changes), (values, ids) in groups.items():
+        MarketingConsent.objects.filter(pk__in=ids).update(
+            **values, revision=F("revision") + changes
+        )
 
 
 def _lock_in_order(keys: set[tuple[str, str]], *, lock: bool = True) -> list[MarketingConsent]:
@@ -621,40 +657,121 @@ def _noted(context: ChangeContext, note: str) -> ChangeContext:
     return dataclasses.replace(context, note=" ".join(filter(None, (context.note, note))))
 
 
+def _link_description(done: str, context: ChangeContext, *, by_staff: bool) -> str:
+    """What a link activity says happened. A link used in a browser signed in to the admin names
+    the staff user: their click is not the recipient's, and the proof must not say it is."""
+    if by_staff:
+        return f"{done} by staff user {context.actor!r}, signed in to the admin: not the recipient."
+    return f"{done}."
+
+
 @transaction.atomic
 def consent_confirm_by_link(
-    *, consent_id: UUID | str, issued_at: datetime, context: ChangeContext
+    *,
+    consent_id: UUID | str,
+    issued_at: datetime,
+    context: ChangeContext,
+    by_staff: bool = False,
 ) -> LedgerResult:
-    """The person clicked Confirm behind a confirmation link: a double opt-in."""
+    """The person clicked Confirm behind a confirmation link: a double opt-in. With `by_staff`,
+    a staff user did (`context.actor`): recorded as such, with no opt-in level claimed."""
     consent = _locked(id=consent_id)
-    # Both dates are to the millisecond: an unsubscribe in the link's own millisecond counts as
-    # later, so that a confirmation never undoes it.
-    if consent.revoke_date is not None and consent.revoke_date >= to_millisecond(issued_at):
-        raise StaleLink("This confirmation link was issued before a later unsubscribe.")
+    check_confirmation_link(consent, issued_at=issued_at)
     change = ConsentChange(
         state=ConsentState.CONFIRMED,
         confirmation=ConfirmationActivity(
             source=ConfirmationSource.LINK_CONFIRMATION,
-            description="Confirmed through the confirmation link.",
-            opt_in_level=OptInLevel.DOUBLE_CONFIRMATION,
+            description=_link_description(
+                "Confirmed through the confirmation link", context, by_staff=by_staff
+            ),
+            opt_in_level=OptInLevel.UNKNOWN_OPT_IN_LEVEL
+            if by_staff
+            else OptInLevel.DOUBLE_CONFIRMATION,
         ),
     )
     return _apply(consent, change, context)
 
 
 @transaction.atomic
-def consent_revoke_by_link(*, consent_id: UUID | str, context: ChangeContext) -> LedgerResult:
-    """The person unsubscribed through an unsubscribe link (page or RFC 8058 one-click)."""
+def consent_revoke_by_link(
+    *, consent_id: UUID | str, context: ChangeContext, by_staff: bool = False
+) -> LedgerResult:
+    """The person unsubscribed through an unsubscribe link (page or RFC 8058 one-click). With
+    `by_staff`, a staff user did (`context.actor`), and the activity says so."""
     change = ConsentChange(
         state=ConsentState.REVOKED,
         revoke=RevokeActivity(
-            source=RevokeSource.REVOKE_LINK, description="Unsubscribed through the link."
+            source=RevokeSource.REVOKE_LINK,
+            description=_link_description(
+                "Unsubscribed through the link", context, by_staff=by_staff
+            ),
         ),
     )
     return _apply(_locked(id=consent_id), change, context)
 
 
+def consent_revoke_many(
+    *,
+    consent_ids: Iterable[UUID | str],
+    revoke: RevokeActivity,
+    context: ChangeContext,
+    batch_size: int = 1000,
+) -> Counter[str]:
+    """Revoke the consents with these ids, `batch_size` at a time (one transaction each), through
+    the batch path of `consent_upsert_many`, so that any number of them takes bounded memory.
+
+    A consent revoked already is left as it is (its revoke activity is the proof that matters),
+    and one deleted meanwhile is skipped. Returns counts of `already_revoked`, `not_found` and
+    of each event kind written (`updated`)."""
+    change = ConsentChange(state=ConsentState.REVOKED, revoke=revoke)
+    change.validate()
+    counts: Counter[str] = Counter()
+    ids = iter(consent_ids)
+    while batch := list(islice(ids, batch_size)):
+        with transaction.atomic():
+            rows = list(
+                MarketingConsent.objects.select_for_update()
+                .filter(id__in=batch)
+                .order_by("type", "address")
+                .values_list("id", "type", "address", "state")
+            )
+            if missing := len(set(map(str, batch))) - len(rows):
+                counts["not_found"] += missing
+            items = []
+            for consent_id, type, address, state in rows:
+                if state == ConsentState.REVOKED:
+                    counts["already_revoked"] += 1
+                elif _is_normalised(type, address):
+                    items.append(BatchItem(type=type, address=address, change=change))
+                else:  # a legacy spelling: the batch path would key it by its normalised address
+                    result = _apply(_locked(id=consent_id), change, context)
+                    counts[result.kind.lower()] += 1
+            for outcome in consent_upsert_many(items=items, context=context):
+                if isinstance(outcome, ConsentError):
+                    raise outcome
+                counts[outcome.kind.lower()] += 1
+    return counts
+
+
+def _is_normalised(type: str, address: str) -> bool:
+    try:
+        return normalize_address(type, address) == address
+    except InvalidAddress:
+        return False
+
+
 # --- reading -----------------------------------------------------------------------------------
+
+
+def check_confirmation_link(consent: MarketingConsent, *, issued_at: datetime) -> None:
+    """Raise `StaleLink` when a confirmation link issued at `issued_at` may no longer confirm
+    this consent: it was unsubscribed since. Both dates are to the millisecond: an unsubscribe in
+    the link's own millisecond counts as later, so that a confirmation never undoes it."""
+    if consent.revoke_date is not None and consent.revoke_date >= to_millisecond(issued_at):
+        raise StaleLink(
+            "This confirmation link was sent before you unsubscribed, so it can no longer "
+            "subscribe you."
+        )
 
 
 @dataclass(frozen=True)

@@ -9,58 +9,60 @@ from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 
+# Each enum's value is the contract's spelling (APIs, exports, commands); its label is the word the
+# admin shows.
 class ConsentType(models.TextChoices):
-    EMAIL = "EMAIL"
-    PHONE = "PHONE"
+    EMAIL = "EMAIL", "Email"
+    PHONE = "PHONE", "Phone"
 
 
 class ConsentState(models.TextChoices):
-    UNKNOWN_STATE = "UNKNOWN_STATE"
-    NEVER_CONFIRMED = "NEVER_CONFIRMED"
-    PENDING = "PENDING"
-    CONFIRMED = "CONFIRMED"
-    REVOKED = "REVOKED"
+    UNKNOWN_STATE = "UNKNOWN_STATE", "Unknown state"
+    NEVER_CONFIRMED = "NEVER_CONFIRMED", "Never confirmed"
+    PENDING = "PENDING", "Pending"
+    CONFIRMED = "CONFIRMED", "Confirmed"
+    REVOKED = "REVOKED", "Revoked"
 
 
 class ConfirmationSource(models.TextChoices):
-    UNKNOWN_SOURCE = "UNKNOWN_SOURCE"
-    IN_PERSON = "IN_PERSON"
-    FORM = "FORM"
-    LINK_CONFIRMATION = "LINK_CONFIRMATION"
-    EMAIL_SERVICE = "EMAIL_SERVICE"
-    WIX_USERS = "WIX_USERS"
-    OTHER = "OTHER"
+    UNKNOWN_SOURCE = "UNKNOWN_SOURCE", "Unknown source"
+    IN_PERSON = "IN_PERSON", "In person"
+    FORM = "FORM", "Form"
+    LINK_CONFIRMATION = "LINK_CONFIRMATION", "Confirmation link"
+    EMAIL_SERVICE = "EMAIL_SERVICE", "Email service"
+    WIX_USERS = "WIX_USERS", "Wix Users"
+    OTHER = "OTHER", "Other"
 
 
 class RevokeSource(models.TextChoices):
-    UNKNOWN_SOURCE = "UNKNOWN_SOURCE"
-    IN_PERSON = "IN_PERSON"
-    FORM = "FORM"
-    REVOKE_LINK = "REVOKE_LINK"
-    OTHER = "OTHER"
+    UNKNOWN_SOURCE = "UNKNOWN_SOURCE", "Unknown source"
+    IN_PERSON = "IN_PERSON", "In person"
+    FORM = "FORM", "Form"
+    REVOKE_LINK = "REVOKE_LINK", "Unsubscribe link"
+    OTHER = "OTHER", "Other"
 
 
 class OptInLevel(models.TextChoices):
-    UNKNOWN_OPT_IN_LEVEL = "UNKNOWN_OPT_IN_LEVEL"
-    SINGLE_CONFIRMATION = "SINGLE_CONFIRMATION"
-    DOUBLE_CONFIRMATION = "DOUBLE_CONFIRMATION"
+    UNKNOWN_OPT_IN_LEVEL = "UNKNOWN_OPT_IN_LEVEL", "Unknown level"
+    SINGLE_CONFIRMATION = "SINGLE_CONFIRMATION", "Single confirmation"
+    DOUBLE_CONFIRMATION = "DOUBLE_CONFIRMATION", "Double confirmation"
 
 
 class Door(models.TextChoices):
-    MEMBER_API = "MEMBER_API"
-    CONSENT_API = "CONSENT_API"
-    LINK = "LINK"
-    ADMIN = "ADMIN"
-    COMMAND = "COMMAND"
+    MEMBER_API = "MEMBER_API", "Member API"
+    CONSENT_API = "CONSENT_API", "Consent API"
+    LINK = "LINK", "Link page"
+    ADMIN = "ADMIN", "Admin"
+    COMMAND = "COMMAND", "Command"
     SMS = "SMS", "SMS"
 
 
 class EventKind(models.TextChoices):
-    CREATED = "CREATED"
-    UPDATED = "UPDATED"
-    UNCHANGED = "UNCHANGED"
-    SUPERSEDED = "SUPERSEDED"
-    DELETED = "DELETED"
+    CREATED = "CREATED", "Created"
+    UPDATED = "UPDATED", "Updated"
+    UNCHANGED = "UNCHANGED", "Unchanged"
+    SUPERSEDED = "SUPERSEDED", "Superseded"
+    DELETED = "DELETED", "Deleted"
 
 
 class ApiScope(models.TextChoices):
@@ -145,7 +147,7 @@ class MarketingConsent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.address} ({self.state})"
+        return f"{self.get_type_display()} {self.address} ({self.get_state_display()})"
 
     @property
     def has_confirmation(self) -> bool:
@@ -234,7 +236,10 @@ class ConsentEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.address} r{self.revision} via {self.door}"
+        return (
+            f"{self.get_kind_display()} {self.address}, revision {self.revision}, "
+            f"via {self.get_door_display()}"
+        )
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:

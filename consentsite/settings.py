@@ -111,6 +111,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Our date formats (seconds and time zone) before Django's own for the language.
+FORMAT_MODULE_PATH = ["consentsite.formats"]
 USE_I18N = True
 USE_TZ = True
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from consents.admin import normalised_spellings
-from consents.models import ConsentType, MarketingConsent
+from consents.models import ConsentState, ConsentType, MarketingConsent
 from members.models import Member, MemberSession
 
 
@@ -21,17 +21,51 @@ def _state_of(consent_type: str, address_field: str) -> Subquery:
     )
 
 
+class HasValueFilter(admin.SimpleListFilter):
+    """Yes / No: whether a member has a value in `field` (empty means none)."""
+
+    field = ""
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.exclude(**{self.field: ""})
+        if self.value() == "no":
+            return queryset.filter(**{self.field: ""})
+        return queryset
+
+
+class HasEmailFilter(HasValueFilter):
+    title = "has email"
+    parameter_name = "has_email"
+    field = "email"
+
+
+class HasPhoneFilter(HasValueFilter):
+    title = "has phone"
+    parameter_name = "has_phone"
+    field = "phone"
+
+
+def _state_label(state: str | None) -> str:
+    return ConsentState(state).label if state else "—"
+
+
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
     list_display = [
-        "account_id",
-        "loyalty_id",
         "name",
         "email",
-        "phone",
         "email_consent",
+        "phone",
         "sms_consent",
+        "loyalty_id",
+        "updated_at",
     ]
+    list_filter = [HasEmailFilter, HasPhoneFilter, ("created_at", admin.DateFieldListFilter)]
+    ordering = ["-updated_at"]
     search_fields = ["account_id", "loyalty_id", "external_id", "email", "phone", "last_name"]
     search_help_text = "Account, loyalty or external id, name, email or phone (any spelling)."
     readonly_fields = ["account_id", "consents", "created_at", "updated_at"]
@@ -73,11 +107,11 @@ class MemberAdmin(admin.ModelAdmin):
 
     @admin.display(description="Email consent", ordering="email_state")
     def email_consent(self, member: Member) -> str:
-        return member.email_state or "—"
+        return _state_label(member.email_state)
 
     @admin.display(description="SMS consent", ordering="sms_state")
     def sms_consent(self, member: Member) -> str:
-        return member.sms_state or "—"
+        return _state_label(member.sms_state)
 
     @admin.display(description="Consents of this member's addresses")
     def consents(self, member: Member) -> str:
@@ -85,9 +119,9 @@ class MemberAdmin(admin.ModelAdmin):
         rows = [
             (
                 reverse("admin:consents_marketingconsent_change", args=[consent.pk]),
-                consent.type,
+                consent.get_type_display(),
                 consent.address,
-                consent.state,
+                consent.get_state_display(),
                 consent.revision,
             )
             for consent_type, address in addresses
@@ -114,5 +148,6 @@ class MemberAdmin(admin.ModelAdmin):
 class MemberSessionAdmin(admin.ModelAdmin):
     list_display = ["correlation_id", "member", "channel", "created_at", "expires_at"]
     list_select_related = ["member"]
+    ordering = ["-created_at"]
     search_fields = ["correlation_id"]
     raw_id_fields = ["member"]

@@ -15,11 +15,11 @@ from members.exceptions import CorrelationIdInUse
 
 
 class Channel(models.TextChoices):
-    APP = "APP"
-    STORE = "STORE"
-    POS = "POS"
-    PARTNER = "PARTNER"
-    WEBSITE = "WEBSITE"
+    APP = "APP", "App"
+    STORE = "STORE", "Store"
+    POS = "POS", "Point of sale"
+    PARTNER = "PARTNER", "Partner"
+    WEBSITE = "WEBSITE", "Website"
 
 
 class IdentifierType(models.TextChoices):

@@ -2,14 +2,26 @@
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
-from consents.ledger import ChangeContext, ConfirmationActivity, ConsentChange, consent_upsert
+from consents.ledger import (
+    ChangeContext,
+    ConfirmationActivity,
+    ConsentChange,
+    RevokeActivity,
+    consent_upsert,
+)
 from consents.models import ConsentEvent, MarketingConsent
-from tests.factories import ClientApiKeyFactory, MemberFactory, MemberSessionFactory
+from tests.factories import (
+    ClientApiKeyFactory,
+    MarketingConsentFactory,
+    MemberFactory,
+    MemberSessionFactory,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -84,7 +96,7 @@ def test_staff_find_a_member_by_phone_and_revoke_the_email_consent(
 
     page.click("#result_list tbody tr th a")
     first_event = page.locator("#events-group tbody tr").first
-    assert "UPDATED" in first_event.inner_text()
+    assert "Updated" in first_event.inner_text()
     assert "sam" in first_event.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "admin-consent.png"), full_page=True)
@@ -106,3 +118,117 @@ def test_staff_find_a_member_by_phone_and_revoke_the_email_consent(
     loyalty = api.get("/client/users/corr-ada/profile/marketing-preferences").json()["EMAIL"]
     assert loyalty["LOYALTY"]["status"] == "OPTED_OUT"
     assert loyalty["LOYALTY"]["lastStatusUpdateSource"] == "CONSOLE"
+
+
+def sign_in(page, live_server, django_user_model) -> None:
+    django_user_model.objects.create_superuser("sam", "sam@example.com", "a-long-password-1")
+    page.goto(f"{live_server.url}/admin/")
+    page.fill("#id_username", "sam")
+    page.fill("#id_password", "a-long-password-1")
+    page.click("input[type=submit]")
+
+
+def test_staff_cannot_overwrite_an_opt_out_forge_a_click_or_be_misled_on_20000_consents(
+    page, live_server, django_user_model
+):
+    system = ChangeContext(door="CONSENT_API", actor="crm-sync")
+    ann = consent_upsert(
+        type="EMAIL",
+        address="ann@example.com",
+        change=ConsentChange(state="REVOKED", revoke=RevokeActivity(source="FORM")),
+        context=system,
+    ).consent
+    pia = consent_upsert(
+        type="EMAIL",
+        address="pia@example.com",
+        change=ConsentChange(state="PENDING", confirmation=ConfirmationActivity(source="FORM")),
+        context=system,
+    ).consent
+    MarketingConsentFactory._meta.model.objects.bulk_create(
+        MarketingConsentFactory.build_batch(20_000), batch_size=2000
+    )
+    failed_responses = []
+    page.on(
+        "response",
+        lambda response: response.status >= 400 and failed_responses.append(response.url),
+    )
+    sign_in(page, live_server, django_user_model)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    # 1 and 4: Add on an address that has a consent is refused, with a link to it, and the form
+    # keeps what was typed.
+    page.goto(f"{live_server.url}/admin/consents/marketingconsent/add/")
+    page.select_option("#id_type", "EMAIL")
+    page.fill("#id_address", "ANN@Example.com")
+    page.select_option("#id_state", "CONFIRMED")
+    page.fill("#id_reason", "Wants the newsletter again")
+    page.select_option("#id_confirmation_source", "FORM")
+    page.click("input[name=_save]")
+    error = page.locator(".field-address .errorlist")
+    assert "A consent for this email already exists." in error.inner_text()
+    assert page.input_value("#id_address") == "ANN@Example.com"
+    assert page.input_value("#id_reason") == "Wants the newsletter again"
+    assert page.input_value("#id_state") == "CONFIRMED"
+    error.locator("a", has_text="Open that consent").click()
+    assert page.url.endswith(f"/admin/consents/marketingconsent/{ann.pk}/change/")
+    ann.refresh_from_db()
+    assert (ann.state, ann.revision) == ("REVOKED", 1)
+
+    # 3: an invalid edit leaves every fact on the page as stored.
+    page.goto(f"{live_server.url}/admin/consents/marketingconsent/{pia.pk}/change/")
+    page.select_option("#id_state", "CONFIRMED")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".errornote")
+    assert "(Pending)" in page.locator("#content > h2").inner_text()
+    assert "(Pending)" in page.locator(".breadcrumbs").inner_text()
+    assert page.locator(".field-state_now .readonly").inner_text() == "Pending"
+    link = page.input_value(".field-current_link input")
+    assert "/_manage-consent/subscribe?token=" in link
+    page.screenshot(path=str(ARTIFACTS / "admin-consent-page.png"), full_page=True)
+
+    # 2: the link is text to copy, not an anchor; used in this browser, it records the staff user.
+    assert page.locator("a[href*='_manage-consent']").count() == 0
+    parts = urlsplit(link)
+    page.goto(f"{live_server.url}{parts.path}?{parts.query}")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=You're subscribed")
+    event = ConsentEvent.objects.latest("id")
+    assert (event.door, event.actor, event.activity_opt_in_level) == (
+        "LINK",
+        "sam",
+        "UNKNOWN_OPT_IN_LEVEL",
+    )
+    assert "by staff user 'sam'" in event.activity_description
+
+    # 5: "select all" over every consent: a count and a sample, then batches through the ledger.
+    page.goto(f"{live_server.url}/admin/consents/marketingconsent/")
+    page.screenshot(path=str(ARTIFACTS / "admin-consent-list.png"))
+    page.check("#action-toggle")
+    page.click(".actions .question a")
+    page.select_option("select[name=action]", "revoke_selected")
+    page.click("button[name=index]")
+    summary = page.locator("#revoke-summary").inner_text()
+    assert summary.startswith("20,002 consents selected. 1 is revoked already")
+    assert page.locator("#revoke-sample tbody tr").count() == 20
+    page.screenshot(path=str(ARTIFACTS / "admin-revoke-confirmation.png"), full_page=True)
+    page.fill("textarea[name=reason]", "Complaint 42: stop everything")
+    # One request revokes them all: give it the time 20,000 ledger writes take.
+    page.click("input[type=submit][value='Revoke 20,002 consents']", timeout=300_000)
+    page.wait_for_selector("text=Revoked 20001 consent(s); 1 were already revoked.")
+
+    assert not MarketingConsent.objects.exclude(state="REVOKED").exists()
+    assert ConsentEvent.objects.filter(door="ADMIN", actor="sam").count() == 20_001
+
+    # The event list does not count its 20,000 rows; members and keys fit the screen too.
+    page.goto(f"{live_server.url}/admin/consents/consentevent/")
+    assert "More than 10000 consent events" in page.locator(".paginator").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin-event-list.png"))
+    MemberFactory.create_batch(3)
+    ClientApiKeyFactory.create_batch(2)
+    page.goto(f"{live_server.url}/admin/members/member/")
+    page.screenshot(path=str(ARTIFACTS / "admin-member-list.png"))
+    page.goto(f"{live_server.url}/admin/consents/clientapikey/")
+    page.screenshot(path=str(ARTIFACTS / "admin-api-key-list.png"))
+    ann.refresh_from_db()
+    assert (ann.revision, ann.revoke_source) == (1, "FORM")
+    assert failed_responses == []

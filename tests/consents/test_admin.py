@@ -5,6 +5,8 @@ import io
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,7 +18,7 @@ from consents.ledger import (
     consent_upsert,
 )
 from consents.models import ConsentEvent, MarketingConsent
-from tests.factories import ClientApiKeyFactory, MemberFactory
+from tests.factories import ClientApiKeyFactory, MarketingConsentFactory, MemberFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -60,8 +62,9 @@ def test_the_list_shows_the_columns_staff_need(admin_client):
 
     assert response.status_code == 200
     html = response.content.decode()
-    for text in ["ann@example.com", "CONFIRMED", "FORM", "SINGLE_CONFIRMATION", "Revision"]:
-        assert text in html
+    row = html.split("<tbody>")[1].split("</tbody>")[0]
+    for text in ["ann@example.com", '<td class="field-type">Email</td>', "Confirmed", "Revision"]:
+        assert text in (row if text != "Revision" else html)
 
 
 @pytest.mark.parametrize("term", ["ANN@Example.com", " ann@example.com ", "ann@"])
@@ -214,7 +217,11 @@ def test_a_change_from_a_stale_page_is_refused(admin_client):
         loaded_revision=stale_revision,
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors() == [
+        "Nothing was changed: The consent is at revision 2, not 1. Someone changed it meanwhile: "
+        "reload this page to see that change."
+    ]
     consent.refresh_from_db()
     assert consent.state == "REVOKED"
     assert ConsentEvent.objects.filter(door="ADMIN").count() == 0
@@ -263,7 +270,7 @@ def test_revoke_selected_asks_for_a_reason_first(admin_client):
     )
 
     assert response.status_code == 200
-    assert b"Revoke 1 consent(s)" in response.content
+    assert b'<input type="submit" value="Revoke 1 consent">' in response.content
     assert MarketingConsent.objects.get().state == "CONFIRMED"
 
 
@@ -433,3 +440,233 @@ def test_only_our_api_keys_are_in_the_admin(admin_client):
 
     assert "/admin/rest_framework_api_key/" not in html
     assert "/admin/consents/clientapikey/" in html
+
+
+# --- round 2: safety and reading --------------------------------------------------------------
+
+ADD = reverse("admin:consents_marketingconsent_add")
+EMPTY_INLINE = {
+    "events-TOTAL_FORMS": "0",
+    "events-INITIAL_FORMS": "0",
+    "events-MIN_NUM_FORMS": "0",
+    "events-MAX_NUM_FORMS": "0",
+}
+
+
+def test_add_refuses_an_address_that_has_a_consent_and_links_to_it(admin_client):
+    existing = make("ann@example.com", "REVOKED")
+
+    response = admin_client.post(
+        ADD,
+        {
+            "type": "EMAIL",
+            "address": " ANN@Example.com",
+            "state": "CONFIRMED",
+            "confirmation_source": "FORM",
+            "confirmation_opt_in_level": "SINGLE_CONFIRMATION",
+            "reason": "Wants it again",
+            **EMPTY_INLINE,
+        },
+    )
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.errors["address"] == [
+        f'A consent for this email already exists. <a href="{change_url(existing)}">Open that '
+        "consent</a> to change it there, with a reason."
+    ]
+    assert (form.data["address"], form.data["reason"]) == (" ANN@Example.com", "Wants it again")
+    existing.refresh_from_db()
+    assert (existing.state, existing.revision) == ("REVOKED", 1)
+    assert ConsentEvent.objects.count() == 1
+
+
+def test_an_invalid_add_shows_the_errors_on_the_filled_form(admin_client):
+    response = admin_client.post(
+        ADD,
+        {
+            "type": "PHONE",
+            "address": "not a phone",
+            "state": "REVOKED",
+            "revoke_source": "IN_PERSON",
+            "reason": "At the desk",
+            "confirmation_opt_in_level": "SINGLE_CONFIRMATION",
+            **EMPTY_INLINE,
+        },
+    )
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert list(form.errors) == ["address"]
+    assert form.errors["address"][0].startswith("Nothing was changed: ")
+    html = response.content.decode()
+    assert 'value="not a phone"' in html
+    assert "At the desk</textarea>" in html
+    assert not MarketingConsent.objects.exists()
+
+
+def test_an_invalid_edit_shows_the_stored_consent_not_the_posted_one(admin_client):
+    consent = make("pia@example.com", "PENDING")
+
+    response = post_change(admin_client, consent, state="CONFIRMED", reason="")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert response.context["original"].state == "PENDING"
+    assert "<h2>Email pia@example.com (Pending)</h2>" in html
+    assert '<div class="readonly">Pending</div>' in html
+    assert "/_manage-consent/subscribe?token=" in html
+    assert "/_manage-consent/unsubscribe?token=" not in html
+    consent.refresh_from_db()
+    assert (consent.state, consent.revision) == ("PENDING", 1)
+
+
+def test_the_consent_page_shows_its_link_as_text_to_copy_not_an_anchor(admin_client):
+    consent = make("q@example.com")
+
+    html = admin_client.get(change_url(consent)).content.decode()
+
+    assert (
+        '<input type="text" readonly class="vLargeTextField" aria-label="Unsubscribe link"' in html
+    )
+    assert 'href="http://127.0.0.1:8000/_manage-consent' not in html
+
+
+def test_revoke_with_select_across_carries_the_filters_not_the_rows(admin_client, admin_user):
+    on_page = [make(f"a{n}@example.com") for n in range(3)]
+    make("+14155550100", type="PHONE")
+    make("b@example.com", "REVOKED")
+    url = f"{CHANGELIST}?type__exact=EMAIL"
+    selection = {
+        "action": "revoke_selected",
+        "select_across": "1",
+        "_selected_action": [c.pk for c in on_page],
+    }
+
+    page = admin_client.post(url, {**selection, "index": "0"})
+
+    html = page.content.decode()
+    assert "<strong>4 consents selected.</strong>" in html
+    assert "1 is revoked already and will be left as it is." in html
+    assert html.count('name="_selected_action"') == 3
+    assert '<input type="hidden" name="select_across" value="1">' in html
+
+    done = admin_client.post(
+        url,
+        {**selection, "confirm": "yes", "reason": "Complaint 7"},
+        follow=True,
+    )
+
+    assert [str(m) for m in done.context["messages"]] == [
+        "Revoked 3 consent(s); 1 were already revoked."
+    ]
+    assert dict(MarketingConsent.objects.values_list("address", "state")) == {
+        "a0@example.com": "REVOKED",
+        "a1@example.com": "REVOKED",
+        "a2@example.com": "REVOKED",
+        "b@example.com": "REVOKED",
+        "+14155550100": "CONFIRMED",
+    }
+
+
+def test_revoke_selected_is_tested_with_20000_consents(admin_client):
+    MarketingConsent.objects.bulk_create(
+        MarketingConsentFactory.build_batch(20_000), batch_size=2000
+    )
+    one = MarketingConsent.objects.first()
+    selection = {"action": "revoke_selected", "select_across": "1", "_selected_action": [one.pk]}
+
+    page = admin_client.post(CHANGELIST, {**selection, "index": "0"})
+    done = admin_client.post(
+        CHANGELIST, {**selection, "confirm": "yes", "reason": "Complaint 8"}, follow=True
+    )
+
+    assert b"<strong>20,000 consents selected.</strong>" in page.content
+    assert page.content.count(b"<tr><td>person") == 20
+    assert [str(m) for m in done.context["messages"]] == [
+        "Revoked 20000 consent(s); 0 were already revoked."
+    ]
+    assert not MarketingConsent.objects.exclude(state="REVOKED").exists()
+    assert ConsentEvent.objects.filter(door="ADMIN", kind="UPDATED").count() == 20_000
+
+
+def test_dates_show_seconds_and_utc_everywhere(admin_client):
+    consent = make("d@example.com")
+    stamp = f"{consent.updated_date:%Y-%m-%d %H:%M:%S} UTC"
+    confirmed = f"{consent.confirmation_date:%Y-%m-%d %H:%M:%S} UTC"
+    event = ConsentEvent.objects.get()
+    recorded = f"{event.recorded_at:%Y-%m-%d %H:%M:%S} UTC"
+
+    listing = admin_client.get(CHANGELIST).content.decode()
+    page = admin_client.get(change_url(consent)).content.decode()
+    events = admin_client.get(reverse("admin:consents_consentevent_changelist")).content.decode()
+
+    assert f'<td class="field-updated_date nowrap">{stamp}</td>' in listing
+    assert f"Form, Unknown level, {confirmed} — " in page
+    assert f"<p>{recorded}</p>" in page  # the events inline
+    assert (
+        f'<a href="{reverse("admin:consents_consentevent_change", args=[event.pk])}">{recorded}</a>'
+        in events
+    )
+
+
+def test_labels_read_as_words(admin_client):
+    make("w@example.com", "REVOKED")
+
+    events = admin_client.get(reverse("admin:consents_consentevent_changelist")).content.decode()
+    listing = admin_client.get(CHANGELIST).content.decode()
+
+    assert '<td class="field-door">Consent API</td>' in events
+    assert '<td class="field-kind">Created</td>' in events
+    assert '<td class="field-state">Revoked</td>' in listing
+    assert ">Unsubscribe link</a>" in listing  # the revoke source filter
+    assert "CONSENT_API<" not in events
+    assert "REVOKED<" not in listing
+
+
+def test_lists_are_newest_change_first(admin_client):
+    make("old@example.com")
+    make("new@example.com")
+    make("old@example.com", "REVOKED")  # now the newest change
+
+    consents = admin_client.get(CHANGELIST).context["cl"].result_list
+    events = admin_client.get(reverse("admin:consents_consentevent_changelist")).context["cl"]
+    keys = [ClientApiKeyFactory(name="first"), ClientApiKeyFactory(name="second")]
+    key_list = admin_client.get(reverse("admin:consents_clientapikey_changelist")).context["cl"]
+
+    assert [c.address for c in consents] == ["old@example.com", "new@example.com"]
+    assert next(e.address for e in events.result_list) == "old@example.com"
+    assert next(e.kind for e in events.result_list) == "UPDATED"
+    assert [k.name for k in key_list.result_list] == [keys[1].name, keys[0].name]
+
+
+def test_the_event_list_counts_at_most_its_cap(admin_client, monkeypatch):
+    from consents.admin import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "cap", 3)
+    for n in range(5):
+        make(f"e{n}@example.com")
+    url = reverse("admin:consents_consentevent_changelist")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(url)
+
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT 4" in sql for sql in counts)
+    html = response.content.decode()
+    assert "More than 3 consent events: filter by door, kind or date" in html
+    assert "More than 3 results" in html
+
+
+def test_the_site_names_the_product_links_the_api_docs_and_has_a_favicon(admin_client, client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    icon = client.get("/favicon.svg")
+
+    assert '<a href="/admin/">consentsite: the consent ledger</a>' in html
+    assert "<title>Consents, their proof, members and API keys | consentsite admin</title>" in html
+    assert '<a href="/api/docs/">View site</a>' in html
+    assert '<link rel="icon" href="/favicon.svg" type="image/svg+xml">' in html
+    assert 'id="nav-sidebar"' not in html  # lists get the screen's width
+    assert (icon.status_code, icon["Content-Type"]) == (200, "image/svg+xml")
+    assert icon.content.startswith(b"<svg")
+    assert client.get("/favicon.ico")["Location"] == "/favicon.svg"

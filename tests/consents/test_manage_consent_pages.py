@@ -211,3 +211,90 @@ def test_tokens_hold_no_address(upsert):
     )
 
     assert "z@example" not in token
+
+
+def test_a_stale_confirmation_link_says_why_on_get(client, pending_link):
+    consent = MarketingConsent.objects.get()
+    unsubscribe = (
+        f"/_manage-consent/unsubscribe?token={make_token(consent.id, purpose=UNSUBSCRIBE)}"
+    )
+    client.post(unsubscribe, {"List-Unsubscribe": "One-Click"})
+
+    response = client.get(pending_link)
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "<h1>You unsubscribed after this link was sent</h1>" in html
+    assert (
+        "This confirmation link was sent before you unsubscribed, so it can no longer "
+        "subscribe you." in html
+    )
+    assert "<button" not in html
+    assert MarketingConsent.objects.get().state == "REVOKED"
+
+
+def test_a_confirmation_by_a_browser_signed_in_as_staff_names_the_staff_user(
+    client, pending_link, admin_user
+):
+    client.force_login(admin_user)
+
+    client.post(pending_link)
+
+    consent = MarketingConsent.objects.get()
+    assert (consent.state, consent.confirmation_opt_in_level) == (
+        "CONFIRMED",
+        "UNKNOWN_OPT_IN_LEVEL",
+    )
+    event = ConsentEvent.objects.latest("id")
+    assert (event.door, event.actor, event.activity_source, event.activity_description) == (
+        "LINK",
+        "admin",
+        "LINK_CONFIRMATION",
+        "Confirmed through the confirmation link by staff user 'admin', signed in to the admin: "
+        "not the recipient.",
+    )
+
+
+def test_an_unsubscribe_by_a_browser_signed_in_as_staff_names_the_staff_user(
+    client, unsubscribe_link, admin_user
+):
+    client.force_login(admin_user)
+
+    client.post(unsubscribe_link)
+
+    assert MarketingConsent.objects.get().state == "REVOKED"
+    event = ConsentEvent.objects.latest("id")
+    assert (event.door, event.actor, event.activity_source, event.activity_description) == (
+        "LINK",
+        "admin",
+        "REVOKE_LINK",
+        "Unsubscribed through the link by staff user 'admin', signed in to the admin: "
+        "not the recipient.",
+    )
+
+
+def test_a_signed_in_user_who_is_not_staff_is_the_link_recipient(
+    client, pending_link, django_user_model
+):
+    client.force_login(django_user_model.objects.create_user("customer", password="pw"))
+
+    client.post(pending_link)
+
+    event = ConsentEvent.objects.latest("id")
+    assert (event.actor, event.activity_description, event.activity_opt_in_level) == (
+        "link recipient",
+        "Confirmed through the confirmation link.",
+        "DOUBLE_CONFIRMATION",
+    )
+
+
+def test_the_pages_warn_a_browser_signed_in_as_staff(client, pending_link, admin_user):
+    client.force_login(admin_user)
+
+    html = client.get(pending_link).content.decode()
+
+    assert (
+        '<p class="error" role="alert">You are signed in to the admin as <strong>admin</strong>. '
+        "If you confirm here, the consent records you, not the person who got this link.</p>"
+    ) in html
+    assert MarketingConsent.objects.get().state == "PENDING"

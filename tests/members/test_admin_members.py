@@ -51,7 +51,9 @@ def test_the_list_shows_each_members_consent_states(admin_client, alice):
 
     row = next(m for m in response.context["cl"].result_list if m.pk == alice.pk)
     assert (row.email_state, row.sms_state) == (None, "REVOKED")
-    assert b"REVOKED" in response.content
+    html = response.content.decode()
+    assert '<td class="field-sms_consent">Revoked</td>' in html
+    assert '<td class="field-email_consent">—</td>' in html
 
 
 def test_the_list_takes_a_fixed_number_of_queries(admin_client, django_assert_max_num_queries):
@@ -71,3 +73,25 @@ def test_a_member_saved_in_the_admin_is_stored_normalised(admin_client):
     assert response.status_code == 302
     member = MemberFactory._meta.model.objects.get(loyalty_id="LOY-Z")
     assert (member.email, member.phone) == ("zoe@example.com", "+14155550142")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"has_email": "yes"}, ["LOY-MAIL", "LOY-BOTH"]),
+        ({"has_email": "no"}, ["LOY-PHONE"]),
+        ({"has_phone": "yes"}, ["LOY-PHONE", "LOY-BOTH"]),
+        ({"has_phone": "no", "has_email": "yes"}, ["LOY-MAIL"]),
+        ({"created_at__gte": "2000-01-01 00:00:00+00:00"}, ["LOY-MAIL", "LOY-PHONE", "LOY-BOTH"]),
+        ({"created_at__lt": "2000-01-01 00:00:00+00:00"}, []),
+    ],
+)
+def test_members_filter_on_email_phone_and_created(admin_client, query, expected):
+    MemberFactory(loyalty_id="LOY-MAIL", email="m@example.com", phone="")
+    MemberFactory(loyalty_id="LOY-PHONE", email="", phone="+14155550111")
+    MemberFactory(loyalty_id="LOY-BOTH", email="b@example.com", phone="+14155550122")
+
+    response = admin_client.get(CHANGELIST, query)
+
+    assert sorted(m.loyalty_id for m in response.context["cl"].result_list) == sorted(expected)
+    assert response.context["cl"].has_filters
