@@ -257,7 +257,8 @@ class ClientApiKey(AbstractAPIKey):
 class IdempotencyRecord(models.Model):
     """The first response to a write sent with an `Idempotency-Key`, replayed to its retries.
 
-    Unique per API key and idempotency key; a row without a status is a request still running.
+    Unique per API key and idempotency key; a row without a status is a request still running,
+    whose claim lapses at `expires_at` (its lease); a kept response lapses there too (its TTL).
     """
 
     api_key_id = models.CharField(max_length=150)

@@ -183,6 +183,9 @@ CONFIRMATION_LINK_MAX_AGE = env.int("CONFIRMATION_LINK_MAX_AGE", default=30 * 24
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL", default=24 * 3600)
+# How long a running request holds its Idempotency-Key: a little over gunicorn's worker timeout
+# (30 s), so that a retry never runs beside a request that is still alive.
+IDEMPOTENCY_LEASE = env.int("IDEMPOTENCY_LEASE", default=40)
 
 LOGGING = {
     "version": 1,
