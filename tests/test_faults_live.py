@@ -1,0 +1,149 @@
+"""Faults on a live stack (gunicorn and a PostgreSQL cluster of the test's own): a worker killed
+or the database restarted in the middle of a write never jams its Idempotency-Key."""
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.live import Answer, LiveStack, live_stack, wait_for
+
+pytestmark = pytest.mark.postgres
+
+UPSERT = "/marketing-consent/v1/marketing-consent/upsert"
+LEASE_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LiveStack]:
+    with live_stack(IDEMPOTENCY_LEASE=str(LEASE_SECONDS)) as stack:
+        yield stack
+
+
+def upsert_body(address: str, state: str) -> dict:
+    if state == "REVOKED":
+        return {
+            "details": {"type": "EMAIL", "email": address},
+            "state": "REVOKED",
+            "lastRevokeActivity": {"source": "FORM", "updatedDate": "2024-02-01T00:00:00Z"},
+        }
+    return {
+        "details": {"type": "EMAIL", "email": address},
+        "state": state,
+        "lastConfirmationActivity": {"source": "FORM", "updatedDate": "2024-01-01T00:00:00Z"},
+    }
+
+
+def upsert(stack: LiveStack, address: str, state: str, **headers: str) -> Answer:
+    return stack.app.send(
+        "POST", UPSERT, upsert_body(address, state), Authorization=stack.api_key, **headers
+    )
+
+
+def query_one(stack: LiveStack, sql: str, *params: object) -> tuple:
+    with stack.postgres.connect(autocommit=True) as connection:
+        return connection.execute(sql, params).fetchone()
+
+
+class WriteBlockedOnARowLock:
+    """An upsert sent with an Idempotency-Key, held up by a row lock on its consent (taken by
+    another connection) after its key was claimed: between the record and the response."""
+
+    def __init__(self, stack: LiveStack, address: str, key: str) -> None:
+        self.stack = stack
+        self.lock = stack.postgres.connect()
+        self.lock.execute(
+            "SELECT 1 FROM consents_marketingconsent WHERE address = %s FOR UPDATE", (address,)
+        )
+        self.answers: list[Answer | Exception] = []
+
+        def send() -> None:
+            try:
+                self.answers.append(upsert(stack, address, "REVOKED", **{"Idempotency-Key": key}))
+            except OSError as error:  # the worker died under it
+                self.answers.append(error)
+
+        self.thread = threading.Thread(target=send)
+        self.thread.start()
+        wait_for(self.waits_on_the_lock, "the write waited on the row lock")
+        assert query_one(
+            stack, "SELECT status_code FROM consents_idempotencyrecord WHERE key = %s", key
+        ) == (None,)
+
+    def waits_on_the_lock(self) -> bool:
+        (waiting,) = query_one(
+            self.stack,
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+        )
+        return waiting == 1
+
+    def release(self) -> None:
+        try:
+            self.lock.close()
+        finally:
+            self.thread.join(timeout=60)
+
+
+def retry_until_answered(stack: LiveStack, address: str, key: str) -> tuple[list[Answer], Answer]:
+    """Retry as a client should: after a 409 "still being processed", wait its Retry-After."""
+    waits = []
+    for _ in range(10):
+        answer = upsert(stack, address, "REVOKED", **{"Idempotency-Key": key})
+        if answer.status != 409:
+            return waits, answer
+        waits.append(answer)
+        time.sleep(int(answer.headers["Retry-After"]))
+    raise AssertionError("The key stayed jammed.")
+
+
+def assert_revoked_once(stack: LiveStack, address: str, answer: Answer) -> None:
+    assert answer.status == 200
+    assert answer.body["marketingConsent"]["state"] == "REVOKED"
+    assert answer.body["marketingConsent"]["revision"] == "2"
+    assert query_one(
+        stack,
+        "SELECT state, revision FROM consents_marketingconsent WHERE address = %s",
+        address,
+    ) == ("REVOKED", 2)
+    assert query_one(
+        stack,
+        "SELECT count(*) FROM consents_consentevent WHERE address = %s AND kind = 'UPDATED'",
+        address,
+    ) == (1,)
+
+
+def assert_told_to_wait(answers: list[Answer]) -> None:
+    for answer in answers:
+        assert answer.body["details"]["applicationError"]["code"] == "ABORTED"
+        assert 1 <= int(answer.headers["Retry-After"]) <= LEASE_SECONDS
+
+
+def test_a_key_whose_worker_was_killed_mid_write_is_free_after_its_lease(stack):
+    address = "killed-worker@example.com"
+    assert upsert(stack, address, "CONFIRMED").status == 200
+    write = WriteBlockedOnARowLock(stack, address, key="kill-1")
+
+    stack.app.kill_worker()
+    write.release()
+    waits, answer = retry_until_answered(stack, address, key="kill-1")
+
+    assert isinstance(write.answers[0], OSError)  # the client never heard back
+    assert_told_to_wait(waits)
+    assert_revoked_once(stack, address, answer)
+
+
+def test_a_key_whose_write_lost_the_database_is_free_after_its_lease(stack):
+    address = "restarted-database@example.com"
+    assert upsert(stack, address, "CONFIRMED").status == 200
+    write = WriteBlockedOnARowLock(stack, address, key="restart-1")
+
+    stack.postgres.stop()
+    write.release()
+    stack.postgres.start()
+    waits, answer = retry_until_answered(stack, address, key="restart-1")
+
+    [interrupted] = write.answers
+    assert interrupted.status >= 500
+    assert_told_to_wait(waits)
+    assert_revoked_once(stack, address, answer)
