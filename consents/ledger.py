@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -50,6 +52,27 @@ _ENUM_VALUES = {
 # Activity dates later than this past the server's clock are refused: "latest consent wins", so a
 # date far in the future would freeze the consent against every later opt-in or opt-out.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+_UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_json_fault(value: Any) -> str | None:
+    """Why a JSON value cannot be stored as sent, or None. Text with NUL or a lone surrogate
+    (PostgreSQL's jsonb refuses both; neither is text a person wrote), or nesting deeper than
+    MAX_JSON_DEPTH. Walked without recursion, so that any depth is answered."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE_CHARACTERS.search(item):
+                return "Text may not contain NUL characters or lone surrogates."
+        elif isinstance(item, dict | list):
+            if depth > settings.MAX_JSON_DEPTH:
+                return f"Nested deeper than {settings.MAX_JSON_DEPTH} levels."
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending += [(child, depth + 1) for child in children]
+    return None
 
 
 def to_millisecond(value: datetime | None) -> datetime | None:
@@ -157,10 +180,14 @@ class ConsentChange:
         if self.revoke is not None:
             checks.append(("lastRevokeActivity.source", self.revoke.source, RevokeSource))
         self._validate_dates()
-        if self.extended_fields is not None and not isinstance(self.extended_fields, dict):
-            raise InvalidChange(
-                "Extended fields must be an object.", field="extendedFields", rule="FORMAT"
-            )
+        if self.extended_fields is not None:
+            if not isinstance(self.extended_fields, dict):
+                raise InvalidChange(
+                    "Extended fields must be an object.", field="extendedFields", rule="FORMAT"
+                )
+            fault = unstorable_json_fault(self.extended_fields)
+            if fault:
+                raise InvalidChange(fault, field="extendedFields", rule="FORMAT")
         for field, value, choices in checks:
             if value is not None and value not in _ENUM_VALUES[choices]:
                 raise InvalidChange(

@@ -78,7 +78,9 @@ class MemberApiHeadersMiddleware:
 class ApiRequestGuardMiddleware:
     """Guards in front of both APIs, before any view parses the body.
 
-    - A body over MAX_BODY_BYTES → 413 in the API's error shape.
+    - A body over MAX_BODY_BYTES → 413 in the API's error shape. A body sent without a length
+      (`Transfer-Encoding: chunked`) → 411: Django would read it as empty, a request other than
+      the one sent.
     - Writes sent with an `Idempotency-Key`: the first response for (API key, idempotency key) is
       kept for IDEMPOTENCY_TTL and replayed to retries with the same request (header
       `Idempotent-Replayed: true`) without running the view again; the same key with another
@@ -104,6 +106,9 @@ class ApiRequestGuardMiddleware:
         style = api_style_for_path(request.path)
         if style is None:
             return self.get_response(request)
+        if "HTTP_TRANSFER_ENCODING" in request.META:
+            message = "Send the request body with a Content-Length header, not chunked."
+            return JsonResponse(error_body(style, 411, message), status=411)
         try:
             too_large = int(request.META.get("CONTENT_LENGTH") or 0) > settings.MAX_BODY_BYTES
             body = b"" if too_large else request.body

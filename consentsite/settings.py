@@ -143,7 +143,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["consentsite.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["consentsite.auth.HasApiKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["consentsite.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "consentsite.api_errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["consentsite.auth.ApiKeyRateThrottle"],
@@ -182,6 +182,8 @@ CONFIRMATION_LINK_MAX_AGE = env.int("CONFIRMATION_LINK_MAX_AGE", default=30 * 24
 # API guards: request size, idempotency, throttling.
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
+# JSON bodies and stored JSON values (extendedFields) nested deeper than this are refused (400).
+MAX_JSON_DEPTH = env.int("MAX_JSON_DEPTH", default=32)
 IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL", default=24 * 3600)
 # How long a running request holds its Idempotency-Key: a little over gunicorn's worker timeout
 # (30 s), so that a retry never runs beside a request that is still alive.

@@ -1,6 +1,8 @@
 """Faults on a live stack (gunicorn and a PostgreSQL cluster of the test's own): a worker killed
 or the database restarted in the middle of a write never jams its Idempotency-Key."""
 
+import http.client
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -147,3 +149,26 @@ def test_a_key_whose_write_lost_the_database_is_free_after_its_lease(stack):
     assert interrupted.status >= 500
     assert_told_to_wait(waits)
     assert_revoked_once(stack, address, answer)
+
+
+def test_a_chunked_body_is_refused_not_read_as_empty(stack):
+    body = json.dumps(upsert_body("chunked@example.com", "CONFIRMED")).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", stack.app.port, timeout=30)
+    headers = {"Authorization": stack.api_key, "Content-Type": "application/json"}
+
+    connection.request("POST", UPSERT, body=iter([body]), headers=headers)  # no length: chunked
+    response = connection.getresponse()
+
+    message = "Send the request body with a Content-Length header, not chunked."
+    assert (response.status, json.loads(response.read())) == (
+        411,
+        {
+            "message": message,
+            "details": {"applicationError": {"code": "LENGTH_REQUIRED", "description": message}},
+        },
+    )
+    assert query_one(
+        stack,
+        "SELECT count(*) FROM consents_marketingconsent WHERE address = %s",
+        "chunked@example.com",
+    ) == (0,)

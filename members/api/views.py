@@ -23,6 +23,7 @@ from consents.ledger import ChangeContext
 from consents.models import Door
 from consentsite.api_errors import MEMBER, ApiError
 from consentsite.apiviews import ContractApiMixin
+from consentsite.parsers import refuse_deep_json
 from members.api import schema
 from members.api.serializers import (
     SESSION_CONFLICT,
@@ -75,6 +76,7 @@ class MemberApiMixin(ContractApiMixin):
         media_type, _ = parse_header_parameters(request.content_type or "")
         if media_type and not is_json_media_type(media_type):
             raise ParseError("Content-Type must be application/json.")
+        refuse_deep_json(raw)
         try:
             return json.loads(raw, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:
