@@ -87,11 +87,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # (the one-statement upsert above all) are then parsed and planned once per connection.
     # A pooler without prepared-statement support needs DATABASE_PREPARE_THRESHOLD=none.
     _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+    # Bounded waits: an unreachable server costs DATABASE_CONNECT_TIMEOUT seconds, a statement
+    # (a lock wait included) at most DATABASE_STATEMENT_TIMEOUT; either is then an outage
+    # answer (503), not a worker hung until gunicorn kills it. 0 waits without limit (the
+    # bulk commands over millions of rows may want that).
+    _statement_timeout_ms = int(env.float("DATABASE_STATEMENT_TIMEOUT", default=10) * 1000)
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True,
         prepare_threshold=(
             None if _prepare_threshold.lower() == "none" else int(_prepare_threshold)
         ),
+        connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", default=3),
+        options=f"-c statement_timeout={_statement_timeout_ms}",
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -188,6 +195,9 @@ IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL", default=24 * 3600)
 # How long a running request holds its Idempotency-Key: a little over gunicorn's worker timeout
 # (30 s), so that a retry never runs beside a request that is still alive.
 IDEMPOTENCY_LEASE = env.int("IDEMPOTENCY_LEASE", default=40)
+
+# /healthz answers 503 when the database has not answered `SELECT 1` within this many seconds.
+HEALTHZ_TIMEOUT = env.float("HEALTHZ_TIMEOUT", default=1.0)
 
 LOGGING = {
     "version": 1,

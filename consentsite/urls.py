@@ -18,3 +18,5 @@ urlpatterns = [
         "_manage-consent/unsubscribe", consent_pages.unsubscribe, name="manage-consent-unsubscribe"
     ),
 ]
+
+handler500 = "consentsite.views.server_error"

@@ -70,6 +70,17 @@ class ThrowawayPostgres:
     def stop(self) -> None:
         self._run("pg_ctl", "-D", "data", "-m", "fast", "-w", "stop")
 
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stops answering new connections (its postmaster is stopped, SIGSTOP) but
+        its port stays open: a connection attempt hangs rather than fails."""
+        postmaster = int((self.directory / "data" / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(postmaster, signal.SIGCONT)
+
     def connect(self, **kwargs) -> psycopg.Connection:
         return psycopg.connect(self.url.replace("postgres://", "postgresql://"), **kwargs)
 
@@ -82,6 +93,12 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: object
+
+    @classmethod
+    def of(cls, status: int, headers: object, content: bytes) -> "Answer":
+        headers = dict(headers)
+        json_body = headers.get("Content-Type", "").startswith("application/json")
+        return cls(status, headers, json.loads(content) if json_body else content.decode())
 
 
 class AppServer:
@@ -161,6 +178,7 @@ class AppServer:
         self.log.close()
 
     def send(self, method: str, path: str, body: object = None, **headers: str) -> Answer:
+        """Send a request (a JSON body); its answer, with a JSON body read as such."""
         request = urllib.request.Request(
             f"{self.url}{path}",
             data=None if body is None else json.dumps(body).encode(),
@@ -169,14 +187,9 @@ class AppServer:
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return Answer(response.status, dict(response.headers), json.loads(response.read()))
+                return Answer.of(response.status, response.headers, response.read())
         except urllib.error.HTTPError as error:
-            content = error.read()
-            try:
-                body = json.loads(content)
-            except ValueError:
-                body = content.decode(errors="replace")
-            return Answer(error.code, dict(error.headers), body)
+            return Answer.of(error.code, error.headers, error.read())
 
 
 @dataclass
@@ -194,7 +207,8 @@ def live_stack(**settings: str) -> Iterator[LiveStack]:
     app = AppServer(postgres.url, postgres.directory, **settings)
     try:
         app.manage("migrate", "--noinput", "-v", "0")
-        api_key = app.manage("create_api_key", "fault-tests", "-v", "0").strip()
+        # The demo members and consents, and a fresh API key (its last line).
+        api_key = app.manage("seed_demo").split()[-1]
         app.start()
         try:
             yield LiveStack(postgres, app, api_key)

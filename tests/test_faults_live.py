@@ -1,11 +1,13 @@
 """Faults on a live stack (gunicorn and a PostgreSQL cluster of the test's own): a worker killed
-or the database restarted in the middle of a write never jams its Idempotency-Key."""
+or the database restarted in the middle of a write never jams its Idempotency-Key; an outage is
+answered 503 in each door's shape and passes without restarting the app; waits are bounded."""
 
 import http.client
 import json
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -15,11 +17,22 @@ pytestmark = pytest.mark.postgres
 
 UPSERT = "/marketing-consent/v1/marketing-consent/upsert"
 LEASE_SECONDS = 2
+STATEMENT_TIMEOUT_SECONDS = 3
+OUTAGE = "The service is temporarily unavailable. Try again shortly."
+CONSENT_OUTAGE = {
+    "message": OUTAGE,
+    "details": {"applicationError": {"code": "UNAVAILABLE", "description": OUTAGE}},
+}
+MEMBER_OUTAGE = {"statusCode": 503, "errorCode": "SERVICE_UNAVAILABLE", "errorMessage": OUTAGE}
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LiveStack]:
-    with live_stack(IDEMPOTENCY_LEASE=str(LEASE_SECONDS)) as stack:
+    with live_stack(
+        IDEMPOTENCY_LEASE=str(LEASE_SECONDS),
+        DATABASE_CONNECT_TIMEOUT="2",
+        DATABASE_STATEMENT_TIMEOUT=str(STATEMENT_TIMEOUT_SECONDS),
+    ) as stack:
         yield stack
 
 
@@ -38,9 +51,11 @@ def upsert_body(address: str, state: str) -> dict:
 
 
 def upsert(stack: LiveStack, address: str, state: str, **headers: str) -> Answer:
-    return stack.app.send(
-        "POST", UPSERT, upsert_body(address, state), Authorization=stack.api_key, **headers
-    )
+    return stack.app.send("POST", UPSERT, upsert_body(address, state), **auth(stack), **headers)
+
+
+def auth(stack: LiveStack) -> dict[str, str]:
+    return {"Authorization": f"Api-Key {stack.api_key}"}
 
 
 def query_one(stack: LiveStack, sql: str, *params: object) -> tuple:
@@ -146,7 +161,8 @@ def test_a_key_whose_write_lost_the_database_is_free_after_its_lease(stack):
     waits, answer = retry_until_answered(stack, address, key="restart-1")
 
     [interrupted] = write.answers
-    assert interrupted.status >= 500
+    assert (interrupted.status, interrupted.body) == (503, CONSENT_OUTAGE)
+    assert interrupted.headers["Retry-After"] == "5"
     assert_told_to_wait(waits)
     assert_revoked_once(stack, address, answer)
 
@@ -154,7 +170,7 @@ def test_a_key_whose_write_lost_the_database_is_free_after_its_lease(stack):
 def test_a_chunked_body_is_refused_not_read_as_empty(stack):
     body = json.dumps(upsert_body("chunked@example.com", "CONFIRMED")).encode()
     connection = http.client.HTTPConnection("127.0.0.1", stack.app.port, timeout=30)
-    headers = {"Authorization": stack.api_key, "Content-Type": "application/json"}
+    headers = {**auth(stack), "Content-Type": "application/json"}
 
     connection.request("POST", UPSERT, body=iter([body]), headers=headers)  # no length: chunked
     response = connection.getresponse()
@@ -172,3 +188,78 @@ def test_a_chunked_body_is_refused_not_read_as_empty(stack):
         "SELECT count(*) FROM consents_marketingconsent WHERE address = %s",
         "chunked@example.com",
     ) == (0,)
+
+
+def test_an_outage_is_a_503_in_each_doors_shape_and_passes_without_restarting_the_app(stack):
+    link = urlsplit(upsert(stack, "outage@example.com", "CONFIRMED").body["link"]["url"])
+    session = {"correlationId": "corr-outage", "channel": "WEBSITE"}
+    started = stack.app.send(
+        "POST",
+        "/client/users/LOY-1001/sessions",
+        session,
+        **auth(stack),
+        **{"X-Identifier-Type": "LOYALTY_ID"},
+    )
+    assert started.status == 200
+    preferences = "/client/users/corr-outage/profile/marketing-preferences"
+    subscription = "/client/users/corr-outage/profile/marketing-subscription"
+    opt_out = {"email": {"preference": "OPT_OUT"}}
+    requests = {
+        "consent API": lambda: upsert(stack, "outage@example.com", "REVOKED"),
+        # Errors raised in the guard middleware (the key's claim) are outages too.
+        "consent API, Idempotency-Key": lambda: upsert(
+            stack, "outage@example.com", "REVOKED", **{"Idempotency-Key": "outage-1"}
+        ),
+        "member API": lambda: stack.app.send("GET", preferences, **auth(stack)),
+        "member API, Idempotency-Key": lambda: stack.app.send(
+            "PUT", subscription, opt_out, **auth(stack), **{"Idempotency-Key": "outage-2"}
+        ),
+        "link page": lambda: stack.app.send("GET", f"{link.path}?{link.query}"),
+    }
+
+    stack.postgres.stop()
+    try:
+        during = {name: send() for name, send in requests.items()}
+        health = stack.app.send("GET", "/healthz")
+    finally:
+        stack.postgres.start()
+    after = {name: send() for name, send in requests.items()}
+
+    assert {
+        name: (answer.status, answer.headers.get("Retry-After")) for name, answer in during.items()
+    } == dict.fromkeys(requests, (503, "5"))
+    assert (
+        during["consent API"].body == during["consent API, Idempotency-Key"].body == CONSENT_OUTAGE
+    )
+    assert during["member API"].body == during["member API, Idempotency-Key"].body == MEMBER_OUTAGE
+    assert during["member API, Idempotency-Key"].headers["MCK_CORRELATIONID"] == "corr-outage"
+    assert "Please try again in a moment" in during["link page"].body
+    assert (health.status, health.body) == (503, {"status": "unavailable"})
+    assert {name: answer.status for name, answer in after.items()} == dict.fromkeys(requests, 200)
+    assert stack.app.send("GET", "/healthz").body == {"status": "ok"}
+
+
+def test_a_statement_stuck_on_a_lock_is_an_outage_after_the_statement_timeout(stack):
+    address = "stuck@example.com"
+    assert upsert(stack, address, "CONFIRMED").status == 200
+    lock = stack.postgres.connect()
+    lock.execute(
+        "SELECT 1 FROM consents_marketingconsent WHERE address = %s FOR UPDATE", (address,)
+    )
+    try:
+        stuck = upsert(stack, address, "REVOKED")
+    finally:
+        lock.close()
+
+    assert (stuck.status, stuck.body, stuck.headers["Retry-After"]) == (503, CONSENT_OUTAGE, "5")
+    assert query_one(
+        stack, "SELECT state FROM consents_marketingconsent WHERE address = %s", address
+    ) == ("CONFIRMED",)
+
+
+def test_healthz_answers_while_the_database_is_frozen(stack):
+    with stack.postgres.frozen():  # a connection attempt hangs: healthz must not
+        frozen = stack.app.send("GET", "/healthz")
+
+    assert (frozen.status, frozen.body) == (503, {"status": "unavailable"})
+    wait_for(lambda: stack.app.send("GET", "/healthz").status == 200, "healthz recovered")

@@ -458,7 +458,7 @@ def test_deeply_nested_json_is_rejected_not_a_crash(api_client: APIClient) -> No
     response = put_raw(api_client, "[" * 100_000 + "]" * 100_000)
 
     assert response.status_code == 400
-    assert response.json() == invalid("Request body is not valid JSON.")
+    assert response.json() == invalid("The JSON is nested deeper than 32 levels.")
 
 
 @pytest.mark.parametrize(
