@@ -11,14 +11,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -578,6 +579,37 @@ def consent_delete(*, consent_id: UUID | str, context: ChangeContext) -> LedgerR
     result = _result(consent, EventKind.DELETED, consent.state, ConsentChange(), context)
     consent.delete()
     return result
+
+
+@transaction.atomic
+def redact_event_addresses(*, type: str, address: str, replacement: str) -> int:
+    """Rewrite an address in the events that name it; returns how many were rewritten.
+
+    Events are append-only, in the ORM and in PostgreSQL (a trigger refuses UPDATE and DELETE).
+    This is the one deliberate exception, for erasing a person's address from the proof: it
+    passes the trigger for this statement only, and nothing else may."""
+    events = ConsentEvent.objects.filter(type=type, address=address)
+    with _append_only_trigger_lifted():
+        return models.QuerySet.update(events, address=replacement)
+
+
+@contextmanager
+def _append_only_trigger_lifted() -> Iterator[None]:
+    """Let this transaction's next statements past the event table's trigger, by django-pgtrigger's
+    own switch (the `pgtrigger.ignore` setting, local to the transaction), then close it again.
+    (`pgtrigger.ignore()` sets it in front of every statement, which server-side binding
+    refuses.)"""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    [trigger] = ConsentEvent._meta.triggers
+    with connection.cursor() as cursor:
+        lifted = f"{{{trigger.get_pgid(ConsentEvent)}}}"
+        cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", [lifted])
+        try:
+            yield
+        finally:
+            cursor.execute("SELECT set_config('pgtrigger.ignore', '{}', true)")
 
 
 @transaction.atomic

@@ -2,6 +2,7 @@
 
 import uuid
 
+import pgtrigger
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
@@ -219,6 +220,11 @@ class ConsentEvent(models.Model):
                 condition=_in_choices("previous_state", ConsentState, blank=True),
                 name="event_previous_state",
             ),
+        ]
+        # Append-only in PostgreSQL itself, whatever the client (raw SQL, a console, another
+        # app). The one deliberate way around it is `consents.ledger.redact_event_addresses`.
+        triggers = [
+            pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)
         ]
         indexes = [
             models.Index(fields=["consent", "-recorded_at"], name="event_consent_idx"),

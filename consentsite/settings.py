@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "pgtrigger",
     "members",
     "consents",
 ]
