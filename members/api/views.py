@@ -89,10 +89,12 @@ class SessionBoundViewSet(MemberApiMixin, viewsets.GenericViewSet):
     lookup_field = "correlation_id"
 
     def get_queryset(self) -> QuerySet[MemberSession]:
-        return MemberSession.objects.active().select_related("member")
+        sessions = MemberSession.objects.active().filter(api_key=self.request.auth)
+        return sessions.select_related("member")
 
     def get_object(self) -> MemberSession:
-        """The active session of the path's correlation id; anything else is a 401."""
+        """The active session of the path's correlation id started by this request's client;
+        anything else (another client's session included) is a 401."""
         correlation_id = self.kwargs[self.lookup_field]
         if is_correlation_id(correlation_id):
             try:
@@ -125,6 +127,7 @@ class MemberSessionViewSet(MemberApiMixin, viewsets.ViewSet):
                 correlation_id=body.validated_data["correlationId"],
                 member=lookup.validated_data["member"],
                 channel=body.validated_data["channel"],
+                api_key=request.auth,
             )
         except CorrelationIdInUse as exc:
             raise ApiError(409, SESSION_CONFLICT) from exc
