@@ -10,7 +10,8 @@ import re
 from typing import Any
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from django.http import HttpRequest
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -31,15 +32,26 @@ def nested_deeper_than(raw: bytes, limit: int) -> bool:
     return False
 
 
+def refuse_content_encoding(request: HttpRequest) -> None:
+    """A body compressed (or otherwise encoded) is not read as if it were plain JSON: 415."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(
+            encoding, detail=f"Content-Encoding {encoding!r} is not supported."
+        )
+
+
 def refuse_deep_json(raw: bytes) -> None:
     if nested_deeper_than(raw, settings.MAX_JSON_DEPTH):
         raise ParseError(f"The JSON is nested deeper than {settings.MAX_JSON_DEPTH} levels.")
 
 
 class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser, refusing a body nested deeper than MAX_JSON_DEPTH before parsing it."""
+    """DRF's JSON parser, refusing an encoded body (415) and a body nested deeper than
+    MAX_JSON_DEPTH (400) before parsing it."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        refuse_content_encoding((parser_context or {})["request"])
         raw = stream.read() if stream is not None else b""
         refuse_deep_json(raw)
         return super().parse(io.BytesIO(raw), media_type, parser_context)

@@ -164,6 +164,20 @@ CASES = {
             ("updatedDate", "$lt", "2023-01-01T00:00:00Z\x00"),
         )
     },
+    # An encoded body is not read as plain JSON.
+    **{
+        f"{path}, Content-Encoding {encoding}": BadRequest(
+            "POST",
+            path,
+            confirmed("new@example.com"),
+            415,
+            application_error(
+                f"Content-Encoding {encoding!r} is not supported.", "UNSUPPORTED_MEDIA_TYPE"
+            ),
+            headers={"HTTP_CONTENT_ENCODING": encoding},
+        )
+        for path, encoding in ((UPSERT, "gzip"), (CREATE, "br"), (QUERY, "deflate"))
+    },
     # A body without a length is refused, never read as empty.
     "upsert, chunked": BadRequest(
         "POST",

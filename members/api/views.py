@@ -23,7 +23,7 @@ from consents.ledger import ChangeContext
 from consents.models import Door
 from consentsite.api_errors import MEMBER, ApiError
 from consentsite.apiviews import ContractApiMixin
-from consentsite.parsers import refuse_deep_json
+from consentsite.parsers import refuse_content_encoding, refuse_deep_json
 from members.api import schema
 from members.api.serializers import (
     SESSION_CONFLICT,
@@ -70,9 +70,7 @@ class MemberApiMixin(ContractApiMixin):
         raw = request.body  # its size was checked before any view (MAX_BODY_BYTES)
         if not raw.strip():
             return {}
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            raise ApiError(415, f"Content-Encoding {encoding!r} is not supported.")
+        refuse_content_encoding(request)
         media_type, _ = parse_header_parameters(request.content_type or "")
         if media_type and not is_json_media_type(media_type):
             raise ParseError("Content-Type must be application/json.")
