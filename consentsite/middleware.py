@@ -170,21 +170,20 @@ class ApiRequestGuardMiddleware:
     ) -> HttpResponse:
         if record is not None and record.fingerprint != fingerprint:
             message = "This Idempotency-Key was already used with a different request."
-        elif record is None or record.status_code is None:
+            return JsonResponse(error_body(style, 409, message), status=409)
+        if record is None or record.status_code is None:
             message = "A request with this Idempotency-Key is still being processed."
-            lease_left = (record.expires_at - timezone.now()).total_seconds() if record else 0
             response = JsonResponse(
                 error_body(style, 409, message, IN_PROGRESS_CODES[style]), status=409
             )
+            lease_left = (record.expires_at - timezone.now()).total_seconds() if record else 0
             response["Retry-After"] = str(max(1, math.ceil(lease_left)))
             return response
-        else:
-            response = HttpResponse(bytes(record.body), status=record.status_code)
-            for name, value in record.headers.items():
-                response[name] = value
-            response["Idempotent-Replayed"] = "true"
-            return response
-        return JsonResponse(error_body(style, 409, message), status=409)
+        response = HttpResponse(bytes(record.body), status=record.status_code)
+        for name, value in record.headers.items():
+            response[name] = value
+        response["Idempotent-Replayed"] = "true"
+        return response
 
     def _keep(self, record: IdempotencyRecord, response: HttpResponse) -> None:
         """Keep a response to replay; forget a request that did not get a final answer
