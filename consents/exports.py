@@ -3,6 +3,11 @@
 One activity per row: the confirmation activity when the state is PENDING or CONFIRMED, the revoke
 activity when it is REVOKED, none otherwise. `import_consents` reads these rows back, so an export
 re-imported changes nothing.
+
+Cells a spreadsheet would run as a formula are neutralised as OWASP recommends for CSV files:
+one starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading apostrophe (shown
+by spreadsheets as the text it is, a phone number's `+` included). So does a cell that starts with
+an apostrophe, so that the import takes exactly that apostrophe off again.
 """
 
 from collections.abc import Sequence
@@ -20,6 +25,19 @@ from consents.models import (
 )
 
 CSV_HEADER = ["type", "address", "state", "source", "opt_in_level", "description", "date"]
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NEUTRALISED_STARTS = (*_FORMULA_STARTS, "'")
+
+
+def neutralised(cell: str) -> str:
+    """A cell that no spreadsheet runs as a formula."""
+    return f"'{cell}" if cell.startswith(_NEUTRALISED_STARTS) else cell
+
+
+def unneutralised(cell: str) -> str:
+    """The cell that `neutralised` was given."""
+    neutral = cell.startswith("'") and cell[1:].startswith(_NEUTRALISED_STARTS)
+    return cell[1:] if neutral else cell
 
 
 def format_date(value: datetime | None) -> str:
@@ -46,7 +64,7 @@ def consent_csv_row(consent: MarketingConsent) -> list[str]:
         ]
     else:
         activity = ["", "", "", ""]
-    return [consent.type, consent.address, consent.state, *activity]
+    return [neutralised(cell) for cell in (consent.type, consent.address, consent.state, *activity)]
 
 
 # Where a refusal of the ledger points, in the CSV's own column names.
@@ -83,7 +101,7 @@ def csv_row_change(values: Sequence[str]) -> BatchItem:
     ledger's own rules (a state's required activity, enum values, valid addresses) are left to
     the ledger. The date of an activity is required: a missing one would count as "now" and so
     win over every newer opt-out already recorded."""
-    type_, address, state, source, opt_in_level, description, date = values
+    type_, address, state, source, opt_in_level, description, date = map(unneutralised, values)
     if type_ not in _TYPES:
         raise InvalidChange(
             f"{type_!r} is not one of {', '.join(ConsentType.values)}.",

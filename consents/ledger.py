@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
-from django.db import IntegrityError, connection, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -54,6 +57,27 @@ _ENUM_VALUES = {
 # Activity dates later than this past the server's clock are refused: "latest consent wins", so a
 # date far in the future would freeze the consent against every later opt-in or opt-out.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+_UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_json_fault(value: Any) -> str | None:
+    """Why a JSON value cannot be stored as sent, or None. Text with NUL or a lone surrogate
+    (PostgreSQL's jsonb refuses both; neither is text a person wrote), or nesting deeper than
+    MAX_JSON_DEPTH. Walked without recursion, so that any depth is answered."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE_CHARACTERS.search(item):
+                return "Text may not contain NUL characters or lone surrogates."
+        elif isinstance(item, dict | list):
+            if depth > settings.MAX_JSON_DEPTH:
+                return f"Nested deeper than {settings.MAX_JSON_DEPTH} levels."
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending += [(child, depth + 1) for child in children]
+    return None
 
 
 def to_millisecond(value: datetime | None) -> datetime | None:
@@ -161,10 +185,14 @@ class ConsentChange:
         if self.revoke is not None:
             checks.append(("lastRevokeActivity.source", self.revoke.source, RevokeSource))
         self._validate_dates()
-        if self.extended_fields is not None and not isinstance(self.extended_fields, dict):
-            raise InvalidChange(
-                "Extended fields must be an object.", field="extendedFields", rule="FORMAT"
-            )
+        if self.extended_fields is not None:
+            if not isinstance(self.extended_fields, dict):
+                raise InvalidChange(
+                    "Extended fields must be an object.", field="extendedFields", rule="FORMAT"
+                )
+            fault = unstorable_json_fault(self.extended_fields)
+            if fault:
+                raise InvalidChange(fault, field="extendedFields", rule="FORMAT")
         for field, value, choices in checks:
             if value is not None and value not in _ENUM_VALUES[choices]:
                 raise InvalidChange(
@@ -587,6 +615,37 @@ def consent_delete(*, consent_id: UUID | str, context: ChangeContext) -> LedgerR
     result = _result(consent, EventKind.DELETED, consent.state, ConsentChange(), context)
     consent.delete()
     return result
+
+
+@transaction.atomic
+def redact_event_addresses(*, type: str, address: str, replacement: str) -> int:
+    """Rewrite an address in the events that name it; returns how many were rewritten.
+
+    Events are append-only, in the ORM and in PostgreSQL (a trigger refuses UPDATE and DELETE).
+    This is the one deliberate exception, for erasing a person's address from the proof: it
+    passes the trigger for this statement only, and nothing else may."""
+    events = ConsentEvent.objects.filter(type=type, address=address)
+    with _append_only_trigger_lifted():
+        return models.QuerySet.update(events, address=replacement)
+
+
+@contextmanager
+def _append_only_trigger_lifted() -> Iterator[None]:
+    """Let this transaction's next statements past the event table's trigger, by django-pgtrigger's
+    own switch (the `pgtrigger.ignore` setting, local to the transaction), then close it again.
+    (`pgtrigger.ignore()` sets it in front of every statement, which server-side binding
+    refuses.)"""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    [trigger] = ConsentEvent._meta.triggers
+    with connection.cursor() as cursor:
+        lifted = f"{{{trigger.get_pgid(ConsentEvent)}}}"
+        cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", [lifted])
+        try:
+            yield
+        finally:
+            cursor.execute("SELECT set_config('pgtrigger.ignore', '{}', true)")
 
 
 @transaction.atomic

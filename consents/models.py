@@ -2,6 +2,7 @@
 
 import uuid
 
+import pgtrigger
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
@@ -228,6 +229,11 @@ class ConsentEvent(models.Model):
                 fields=["request_id"], condition=Q(door="SMS"), name="event_sms_message_once"
             ),
         ]
+        # Append-only in PostgreSQL itself, whatever the client (raw SQL, a console, another
+        # app). The one deliberate way around it is `consents.ledger.redact_event_addresses`.
+        triggers = [
+            pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
         indexes = [
             models.Index(fields=["consent", "-recorded_at"], name="event_consent_idx"),
             models.Index(fields=["address"], name="event_address_idx"),
@@ -268,7 +274,8 @@ class ClientApiKey(AbstractAPIKey):
 class IdempotencyRecord(models.Model):
     """The first response to a write sent with an `Idempotency-Key`, replayed to its retries.
 
-    Unique per API key and idempotency key; a row without a status is a request still running.
+    Unique per API key and idempotency key; a row without a status is a request still running,
+    whose claim lapses at `expires_at` (its lease); a kept response lapses there too (its TTL).
     """
 
     api_key_id = models.CharField(max_length=150)

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -39,10 +40,18 @@ ERROR_CODES = {
     404: ("NOT_FOUND", "NOT_FOUND"),
     405: ("METHOD_NOT_ALLOWED", "METHOD_NOT_ALLOWED"),
     409: ("CONFLICT", "ALREADY_EXISTS"),
+    411: ("LENGTH_REQUIRED", "LENGTH_REQUIRED"),
     413: ("PAYLOAD_TOO_LARGE", "PAYLOAD_TOO_LARGE"),
     415: ("UNSUPPORTED_MEDIA_TYPE", "UNSUPPORTED_MEDIA_TYPE"),
     429: ("TOO_MANY_REQUESTS", "RESOURCE_EXHAUSTED"),
+    503: ("SERVICE_UNAVAILABLE", "UNAVAILABLE"),
 }
+
+# The database unreachable, restarting or too slow (connect or statement timeout): an outage,
+# answered 503 with Retry-After, not a bug.
+OUTAGE_ERRORS = (OperationalError, InterfaceError)
+OUTAGE_MESSAGE = "The service is temporarily unavailable. Try again shortly."
+OUTAGE_RETRY_AFTER_SECONDS = 5
 
 DOMAIN_STATUS = {
     InvalidAddress: 400,
@@ -139,6 +148,15 @@ def first_message(detail: Any) -> str:
     return str(detail)
 
 
+INTERNAL_MESSAGE = "Internal error. It has been logged."
+
+
+def outage_answer(style: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, body and headers of an outage in an API's shape."""
+    headers = {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
+    return 503, error_body(style, 503, OUTAGE_MESSAGE), headers
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     style = getattr(context.get("view"), "api_error_style", CONSENT)
     if isinstance(exc, Http404):
@@ -175,12 +193,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None) is not None:
             headers["Retry-After"] = str(int(exc.wait))
+    elif isinstance(exc, OUTAGE_ERRORS):
+        logger.warning("Database unavailable in %s: %s", style, exc)
+        status_code, body, headers = outage_answer(style)
     else:
         # A bug, not a client's fault: logged with its traceback, and still answered in the
         # API's own shape rather than as an HTML page.
         logger.exception("Unhandled error in %s", style, exc_info=exc)
         status_code, headers = 500, {}
-        body = error_body(style, 500, "Internal error. It has been logged.", "INTERNAL")
+        body = error_body(style, 500, INTERNAL_MESSAGE, "INTERNAL")
 
     set_rollback()
     return Response(body, status=status_code, headers=headers)

@@ -34,3 +34,5 @@ urlpatterns = [
     ),
     path("sms/inbound", sms.inbound, name="sms-inbound"),
 ]
+
+handler500 = "consentsite.views.server_error"

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from consents.addresses import normalize_email, normalize_phone
 from consents.exceptions import InvalidAddress
+from consents.models import ClientApiKey
 from members.exceptions import CorrelationIdInUse
 
 
@@ -97,12 +98,15 @@ class MemberSessionQuerySet(models.QuerySet):
         return self.filter(expires_at__gt=timezone.now())
 
     @transaction.atomic
-    def start(self, *, correlation_id: str, member: Member, channel: str) -> "MemberSession":
-        """Bind a correlation id to a member for `MEMBER_SESSION_TTL` seconds.
+    def start(
+        self, *, correlation_id: str, member: Member, channel: str, api_key: ClientApiKey
+    ) -> "MemberSession":
+        """Bind a correlation id to a member for `MEMBER_SESSION_TTL` seconds, for the client of
+        `api_key` only (no other client can use it, or take it over).
 
-        Starting it again for the same member refreshes it (a later expiry). While it is bound to
-        another member it is refused with `CorrelationIdInUse`; once that binding has expired the
-        id is free and starts a new session.
+        Starting it again for the same member by the same client refreshes it (a later expiry).
+        While it is bound to another member or client it is refused with `CorrelationIdInUse`;
+        once that binding has expired the id is free and starts a new session.
         Two clients starting the same id at once meet at the unique constraint: the loser goes on
         with the winner's row, as if it had come second.
         """
@@ -115,6 +119,7 @@ class MemberSessionQuerySet(models.QuerySet):
                     return self.create(
                         correlation_id=correlation_id,
                         member=member,
+                        api_key=api_key,
                         channel=channel,
                         created_at=now,
                         expires_at=expires_at,
@@ -122,14 +127,16 @@ class MemberSessionQuerySet(models.QuerySet):
             except IntegrityError:
                 session = self.select_for_update().get(correlation_id=correlation_id)
         expired = session.expires_at <= now
-        if session.member_id != member.pk and not expired:
+        held = session.member_id != member.pk or session.api_key_id != api_key.pk
+        if held and not expired:
             raise CorrelationIdInUse(correlation_id)
         if expired:
             session.created_at = now  # a new session, not a refresh
         session.member = member
+        session.api_key = api_key
         session.channel = channel
         session.expires_at = expires_at
-        session.save(update_fields=["member", "channel", "created_at", "expires_at"])
+        session.save(update_fields=["member", "api_key", "channel", "created_at", "expires_at"])
         return session
 
 
@@ -138,6 +145,11 @@ class MemberSession(models.Model):
 
     correlation_id = models.CharField(max_length=128, unique=True)
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="sessions")
+    # The client that started the session, the only one that may use it. (Empty only for
+    # sessions started before sessions were bound: no client may use those.)
+    api_key = models.ForeignKey(
+        ClientApiKey, on_delete=models.CASCADE, null=True, related_name="member_sessions"
+    )
     channel = models.CharField(max_length=7, choices=Channel.choices)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)

@@ -35,6 +35,7 @@ class MemberSessionFactory(factory.django.DjangoModelFactory):
 
     correlation_id = factory.Sequence(lambda n: f"corr-{n}")
     member = factory.SubFactory(MemberFactory)
+    api_key = factory.SubFactory("tests.factories.ClientApiKeyFactory")
     channel = Channel.WEBSITE
     expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))
 

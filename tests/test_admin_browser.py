@@ -108,13 +108,14 @@ def test_staff_find_a_member_by_phone_and_revoke_the_email_consent(
 
     # The revocation is visible through both APIs too.
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {ClientApiKeyFactory().clear_key}")
+    api_key = ClientApiKeyFactory()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key.clear_key}")
     got = api.get(
         "/marketing-consent/v1/marketing-consent/get-by", {"type": "EMAIL", "email": member.email}
     ).json()
     assert got["marketingConsent"]["state"] == "REVOKED"
     assert got["communicationEligibility"]["granted"] is False
-    MemberSessionFactory(correlation_id="corr-ada", member=member)
+    MemberSessionFactory(correlation_id="corr-ada", member=member, api_key=api_key)
     loyalty = api.get("/client/users/corr-ada/profile/marketing-preferences").json()["EMAIL"]
     assert loyalty["LOYALTY"]["status"] == "OPTED_OUT"
     assert loyalty["LOYALTY"]["lastStatusUpdateSource"] == "CONSOLE"

@@ -34,14 +34,44 @@ class MemberUpsertView(UpsertView):
     api_error_style = "member"
 
 
+class ClaimView(APIView):
+    """Keeps the idempotency record as it is while the request runs."""
+
+    seen: list[IdempotencyRecord]
+
+    def post(self, request, **kwargs):
+        ClaimView.seen = [*IdempotencyRecord.objects.all()]
+        return Response({})
+
+
+class OutlivingView(UpsertView):
+    """A request that outlives its lease: while it runs, its retry takes the key over and
+    answers first."""
+
+    retries: list
+
+    def post(self, request, **kwargs):
+        if request.headers.get("X-Outlive-Lease"):
+            IdempotencyRecord.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+            retry = Client(HTTP_AUTHORIZATION=request.headers["Authorization"])
+            OutlivingView.retries = [
+                post(retry, OUTLIVING_URL, request.data, HTTP_IDEMPOTENCY_KEY="k1")
+            ]
+        return super().post(request, **kwargs)
+
+
 urlpatterns = [
     path("marketing-consent/v1/test-write", UpsertView.as_view()),
+    path("marketing-consent/v1/claim", ClaimView.as_view()),
+    path("marketing-consent/v1/outliving-write", OutlivingView.as_view()),
     path("client/users/<str:correlation_id>/test-write", MemberUpsertView.as_view()),
 ]
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 CONSENT_URL = "/marketing-consent/v1/test-write"
 MEMBER_URL = "/client/users/abc/test-write"
+CLAIM_URL = "/marketing-consent/v1/claim"
+OUTLIVING_URL = "/marketing-consent/v1/outliving-write"
 
 
 def post(client, url, body, **headers):
@@ -116,6 +146,148 @@ def test_key_still_running_is_a_conflict(api_client, api_key):
     assert response.json()["errorMessage"] == (
         "This Idempotency-Key was already used with a different request."
     )
+
+
+def as_if_still_running(lease_seconds: float) -> None:
+    """Turn the kept response of the one request sent into the record of a request that has not
+    answered yet (its worker died, or is still at work), holding its lease that much longer."""
+    IdempotencyRecord.objects.update(
+        status_code=None,
+        body=b"",
+        headers={},
+        expires_at=timezone.now() + timedelta(seconds=lease_seconds),
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            CONSENT_URL,
+            {
+                "message": "A request with this Idempotency-Key is still being processed.",
+                "details": {
+                    "applicationError": {
+                        "code": "ABORTED",
+                        "description": "A request with this Idempotency-Key is still being "
+                        "processed.",
+                    }
+                },
+            },
+        ),
+        (
+            MEMBER_URL,
+            {
+                "statusCode": 409,
+                "errorCode": "REQUEST_IN_PROGRESS",
+                "errorMessage": "A request with this Idempotency-Key is still being processed.",
+            },
+        ),
+    ],
+)
+def test_a_retry_while_the_first_request_runs_is_told_to_wait(api_client, url, expected):
+    post(api_client, url, {"email": "a@example.com"}, HTTP_IDEMPOTENCY_KEY="k1")
+    as_if_still_running(lease_seconds=29.5)
+
+    response = post(api_client, url, {"email": "a@example.com"}, HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert response.status_code == 409
+    assert response.json() == expected
+    assert response["Retry-After"] == "30"
+    assert ConsentEvent.objects.count() == 1
+
+
+def test_a_running_request_holds_its_key_for_the_lease_only(api_client, settings):
+    settings.IDEMPOTENCY_LEASE = 40
+    before = timezone.now()
+    post(api_client, CONSENT_URL, {"email": "a@example.com"}, HTTP_IDEMPOTENCY_KEY="k1")
+    as_if_still_running(lease_seconds=-1)  # its worker died; the lease is over
+
+    retry = post(api_client, CONSENT_URL, {"email": "a@example.com"}, HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert retry.status_code == 200
+    assert retry.json() == {"revision": "1", "kind": "UNCHANGED"}  # the truth, told again
+    assert "Idempotent-Replayed" not in retry
+    record = IdempotencyRecord.objects.get()
+    assert record.status_code == 200
+    assert record.expires_at >= before + timedelta(seconds=settings.IDEMPOTENCY_TTL)
+
+
+def test_a_claim_lasts_the_lease_while_the_request_runs(api_client, settings):
+    settings.IDEMPOTENCY_LEASE = 40
+    before = timezone.now()
+
+    post(api_client, CLAIM_URL, {}, HTTP_IDEMPOTENCY_KEY="k1")
+
+    [claim] = ClaimView.seen
+    assert claim.status_code is None
+    assert before + timedelta(seconds=40) <= claim.expires_at <= before + timedelta(seconds=41)
+
+
+def test_a_request_that_outlived_its_lease_does_not_overwrite_the_retry_that_took_over(
+    api_client,
+):
+    response = post(
+        api_client,
+        OUTLIVING_URL,
+        {"email": "a@example.com"},
+        HTTP_IDEMPOTENCY_KEY="k1",
+        HTTP_X_OUTLIVE_LEASE="yes",
+    )
+
+    [retry] = OutlivingView.retries
+    assert retry.json() == {"revision": "1", "kind": "CREATED"}
+    assert response.json() == {"revision": "1", "kind": "UNCHANGED"}
+    record = IdempotencyRecord.objects.get()
+    assert json.loads(bytes(record.body)) == retry.json()
+
+
+@pytest.mark.parametrize(
+    ("first_headers", "retry_headers"),
+    [
+        ({"HTTP_X_IDENTIFIER_TYPE": "EMAIL"}, {"HTTP_X_IDENTIFIER_TYPE": "LOYALTY_ID"}),
+        ({}, {"HTTP_X_IDENTIFIER_TYPE": "EMAIL"}),
+        ({}, {"HTTP_CONTENT_ENCODING": "gzip"}),
+    ],
+)
+def test_headers_that_change_the_meaning_are_part_of_the_request(
+    api_client, first_headers, retry_headers
+):
+    post(
+        api_client,
+        MEMBER_URL,
+        {"email": "a@example.com"},
+        HTTP_IDEMPOTENCY_KEY="k1",
+        **first_headers,
+    )
+
+    response = post(
+        api_client,
+        MEMBER_URL,
+        {"email": "a@example.com"},
+        HTTP_IDEMPOTENCY_KEY="k1",
+        **retry_headers,
+    )
+
+    assert response.status_code == 409
+    assert response.json()["errorMessage"] == (
+        "This Idempotency-Key was already used with a different request."
+    )
+    assert ConsentEvent.objects.count() == 1
+
+
+def test_the_same_body_on_another_path_is_another_request(api_client):
+    post(api_client, MEMBER_URL, {"email": "a@example.com"}, HTTP_IDEMPOTENCY_KEY="k1")
+
+    response = post(
+        api_client,
+        "/client/users/xyz/test-write",
+        {"email": "a@example.com"},
+        HTTP_IDEMPOTENCY_KEY="k1",
+    )
+
+    assert response.status_code == 409
+    assert response.json()["errorCode"] == "CONFLICT"
 
 
 def test_keys_are_scoped_to_the_api_key(api_client, client):

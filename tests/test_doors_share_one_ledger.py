@@ -13,9 +13,9 @@ SUBSCRIPTION = "/client/users/corr-1/profile/marketing-subscription"
 
 
 @pytest.fixture(autouse=True)
-def session(db):
+def session(api_key):
     member = MemberFactory(email="kim@example.com", phone="+14155550188")
-    return MemberSessionFactory(correlation_id="corr-1", member=member)
+    return MemberSessionFactory(correlation_id="corr-1", member=member, api_key=api_key)
 
 
 def test_a_member_opt_in_shows_in_the_consent_api(api_client):

@@ -1,7 +1,8 @@
+import threading
 from unittest import mock
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 pytestmark = pytest.mark.django_db
 
@@ -12,9 +13,31 @@ def test_healthz_answers_ok_without_authentication(client):
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
+def failing_cursor(error: Exception | None = None, until: threading.Event | None = None):
+    """Every connection's cursor (the probe runs on a thread of its own) fails, or hangs until
+    `until` is set."""
+
+    def cursor(*args, **kwargs):
+        if until is not None:
+            until.wait()
+        raise error or DatabaseError("down")
+
+    return mock.patch.object(type(connections["default"]), "cursor", cursor)
+
+
 def test_healthz_answers_503_when_the_database_does_not(client):
-    with mock.patch("consentsite.views.connection.cursor", side_effect=DatabaseError("down")):
+    with failing_cursor():
         response = client.get("/healthz")
+
+    assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
+
+
+def test_healthz_answers_503_when_the_database_does_not_answer_in_time(client, settings):
+    settings.HEALTHZ_TIMEOUT = 0.05
+    released = threading.Event()
+    with failing_cursor(until=released):
+        response = client.get("/healthz")
+        released.set()
 
     assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
 

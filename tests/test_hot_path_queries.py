@@ -42,9 +42,9 @@ def test_a_get_by_is_the_key_and_the_consent(api_client, django_assert_num_queri
     assert response.json()["marketingConsent"]["state"] == "CONFIRMED"
 
 
-def test_a_member_put_is_one_statement_per_channel(api_client, django_assert_num_queries):
+def test_a_member_put_is_one_statement_per_channel(api_client, api_key, django_assert_num_queries):
     member = MemberFactory(email="ada@example.com", phone="+14155550123")
-    MemberSessionFactory(correlation_id="corr-ada", member=member)
+    MemberSessionFactory(correlation_id="corr-ada", member=member, api_key=api_key)
     body = {"email": {"preference": "OPT_IN"}, "sms": {"preference": "OPT_OUT"}}
     api_client.put(PUT, {"email": {"preference": "OPT_OUT"}}, format="json")
 

@@ -61,7 +61,7 @@ def assert_revisions_are_a_gapless_history(address: str) -> None:
 def test_parallel_member_puts_lose_no_revision(live_server):
     key = ClientApiKeyFactory()
     member = MemberFactory(email="racer@example.com", phone="")
-    MemberSessionFactory(correlation_id="corr-race", member=member)
+    MemberSessionFactory(correlation_id="corr-race", member=member, api_key=key)
     url = f"{live_server.url}/client/users/corr-race/profile/marketing-subscription"
     headers = {"Authorization": f"Api-Key {key.clear_key}"}
     preferences = ["OPT_IN" if n % 2 else "OPT_OUT" for n in range(CLIENTS)]
@@ -82,7 +82,7 @@ def test_parallel_member_puts_lose_no_revision(live_server):
 def test_one_idempotency_key_sent_in_parallel_writes_once(live_server):
     key = ClientApiKeyFactory()
     member = MemberFactory(email="retry@example.com", phone="")
-    MemberSessionFactory(correlation_id="corr-retry", member=member)
+    MemberSessionFactory(correlation_id="corr-retry", member=member, api_key=key)
     url = f"{live_server.url}/client/users/corr-retry/profile/marketing-subscription"
     headers = {"Authorization": f"Api-Key {key.clear_key}", "Idempotency-Key": "same-key"}
 

@@ -55,5 +55,42 @@ def test_postgresql_binds_on_the_server_and_prepares_repeated_statements():
     default = database_options(DATABASE_URL=url)
     behind_a_pooler = database_options(DATABASE_URL=url, DATABASE_PREPARE_THRESHOLD="none")
 
-    assert default == "{'server_side_binding': True, 'prepare_threshold': 5}"
-    assert behind_a_pooler == "{'server_side_binding': True, 'prepare_threshold': None}"
+    bounded = "'connect_timeout': 3, 'options': '-c statement_timeout=10000'"
+    assert default == f"{{'server_side_binding': True, 'prepare_threshold': 5, {bounded}}}"
+    assert behind_a_pooler == (
+        f"{{'server_side_binding': True, 'prepare_threshold': None, {bounded}}}"
+    )
+
+
+def test_postgresql_waits_are_bounded_by_settings():
+    url = "postgres://app@db.example.com:5432/consentsite"
+
+    options = database_options(
+        DATABASE_URL=url, DATABASE_CONNECT_TIMEOUT="2", DATABASE_STATEMENT_TIMEOUT="2.5"
+    )
+
+    assert "'connect_timeout': 2, 'options': '-c statement_timeout=2500'" in options
+
+
+def hsts(**env: str) -> str:
+    script = (
+        "from django.conf import settings; "
+        "print(settings.SECURE_HSTS_INCLUDE_SUBDOMAINS, settings.SECURE_HSTS_PRELOAD)"
+    )
+    result = run(
+        ["-c", f"import django; django.setup(); {script}"],
+        DJANGO_DEBUG="true",
+        PUBLIC_BASE_URL="https://consent.example.com",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_hsts_preload_and_subdomains_are_opt_in_over_https():
+    assert hsts() == "False False"
+    assert hsts(DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="true") == "True False"
+    assert (
+        hsts(DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="true", DJANGO_SECURE_HSTS_PRELOAD="true")
+        == "True True"
+    )

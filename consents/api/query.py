@@ -89,6 +89,9 @@ def _field_q(field: str, condition: Any, path: str) -> Q:
 
 
 def _operator_q(column: str, kind: str, operator: str, value: Any, path: str) -> Q:
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        raise refuse(path, "Text may not contain NUL characters.")
     # An email or phone condition is about consents of that type only.
     of_type = Q(type=kind) if kind in ConsentType.values else Q()
     if operator == "$exists":
@@ -138,7 +141,10 @@ def _bad(path: str, what: str) -> Any:
 
 
 def parse_date(value: Any, path: str) -> datetime:
-    moment = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        moment = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # shaped like a date, but none (February 30th, hour 25, offset +99:00)
+        moment = None
     if moment is None:
         raise refuse(path, "Expected an ISO-8601 date and time.")
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)

@@ -23,6 +23,7 @@ from consents.ledger import ChangeContext
 from consents.models import Door
 from consentsite.api_errors import MEMBER, ApiError
 from consentsite.apiviews import ContractApiMixin
+from consentsite.parsers import refuse_content_encoding, refuse_deep_json
 from members.api import schema
 from members.api.serializers import (
     SESSION_CONFLICT,
@@ -69,12 +70,11 @@ class MemberApiMixin(ContractApiMixin):
         raw = request.body  # its size was checked before any view (MAX_BODY_BYTES)
         if not raw.strip():
             return {}
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            raise ApiError(415, f"Content-Encoding {encoding!r} is not supported.")
+        refuse_content_encoding(request)
         media_type, _ = parse_header_parameters(request.content_type or "")
         if media_type and not is_json_media_type(media_type):
             raise ParseError("Content-Type must be application/json.")
+        refuse_deep_json(raw)
         try:
             return json.loads(raw, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:
@@ -87,10 +87,12 @@ class SessionBoundViewSet(MemberApiMixin, viewsets.GenericViewSet):
     lookup_field = "correlation_id"
 
     def get_queryset(self) -> QuerySet[MemberSession]:
-        return MemberSession.objects.active().select_related("member")
+        sessions = MemberSession.objects.active().filter(api_key=self.request.auth)
+        return sessions.select_related("member")
 
     def get_object(self) -> MemberSession:
-        """The active session of the path's correlation id; anything else is a 401."""
+        """The active session of the path's correlation id started by this request's client;
+        anything else (another client's session included) is a 401."""
         correlation_id = self.kwargs[self.lookup_field]
         if is_correlation_id(correlation_id):
             try:
@@ -123,6 +125,7 @@ class MemberSessionViewSet(MemberApiMixin, viewsets.ViewSet):
                 correlation_id=body.validated_data["correlationId"],
                 member=lookup.validated_data["member"],
                 channel=body.validated_data["channel"],
+                api_key=request.auth,
             )
         except CorrelationIdInUse as exc:
             raise ApiError(409, SESSION_CONFLICT) from exc

@@ -315,6 +315,30 @@ def test_export_selected_streams_the_export_columns(admin_client):
     ]
 
 
+def test_export_selected_neutralises_cells_a_spreadsheet_would_run(admin_client):
+    consent = consent_upsert(
+        type="EMAIL",
+        address="q@example.com",
+        change=ConsentChange(
+            state="CONFIRMED",
+            confirmation=ConfirmationActivity(source="FORM", description="=1+1"),
+        ),
+        context=SYSTEM,
+    ).consent
+    phone = make("+14155550123", type="PHONE")
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "export_selected_csv", "_selected_action": [consent.pk, phone.pk]},
+    )
+
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert sorted((row[1], row[5]) for row in rows[1:]) == [
+        ("'+14155550123", ""),
+        ("q@example.com", "'=1+1"),
+    ]
+
+
 # --- events, keys, index -----------------------------------------------------------------------
 
 

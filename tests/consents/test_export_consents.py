@@ -1,5 +1,6 @@
 """manage.py export_consents: the import's format, streamed; export → import changes nothing."""
 
+import csv
 import json
 import os
 from datetime import UTC, datetime
@@ -70,8 +71,8 @@ EXPECTED_CSV = [
     "EMAIL,unknown@example.com,UNKNOWN_STATE,,,,",
     'EMAIL,zoe@example.com,CONFIRMED,FORM,SINGLE_CONFIRMATION,"Said ""yes"", at the till",'
     "2025-01-02T12:00:00.000Z",
-    "PHONE,+14155550100,PENDING,IN_PERSON,DOUBLE_CONFIRMATION,,2025-01-04T12:00:00.000Z",
-    "PHONE,+14155550101,NEVER_CONFIRMED,,,,",
+    "PHONE,'+14155550100,PENDING,IN_PERSON,DOUBLE_CONFIRMATION,,2025-01-04T12:00:00.000Z",
+    "PHONE,'+14155550101,NEVER_CONFIRMED,,,,",
 ]
 
 
@@ -120,6 +121,52 @@ def test_export_then_import_changes_nothing(consents, tmp_path, run_command):
         list(ConsentEvent.objects.order_by("id")[events:].values_list("kind", flat=True))
         == ["UNCHANGED"] * 5
     )
+
+
+FORMULAS = [
+    '=HYPERLINK("http://example.com","x")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A2)",
+    "\tindented",
+    "\rreturned",
+    "'already quoted",
+    "'=quoted formula",
+]
+
+
+@pytest.fixture
+def formulas() -> None:
+    """Consents whose descriptions a spreadsheet would run as formulas (and two with an
+    apostrophe first), at addresses a to h."""
+    for letter, description in zip("abcdefgh", FORMULAS, strict=True):
+        confirmation = ConfirmationActivity(
+            source="FORM", description=description, updated_date=day(2)
+        )
+        upsert("EMAIL", f"{letter}@example.com", state="CONFIRMED", confirmation=confirmation)
+
+
+def test_cells_a_spreadsheet_would_run_are_neutralised(formulas, tmp_path, run_command):
+    path = tmp_path / "out.csv"
+
+    run_command("export_consents", str(path))
+
+    with path.open(newline="") as exported:
+        descriptions = [row[5] for row in csv.reader(exported)][1:]
+    assert descriptions == [f"'{description}" for description in FORMULAS]
+
+
+def test_neutralised_cells_import_back_as_they_were(formulas, tmp_path, run_command):
+    path = str(tmp_path / "out.csv")
+    run_command("export_consents", path)
+    before = list(MarketingConsent.objects.order_by("id").values())
+
+    output = run_command("import_consents", path, "--apply")
+
+    assert output.stdout == (
+        "rows read: 8, created: 0, updated: 0, unchanged: 8, superseded: 0, failed: 0\n"
+    )
+    assert list(MarketingConsent.objects.order_by("id").values()) == before
 
 
 def test_an_export_into_an_empty_database_recreates_each_state_and_its_activity(

@@ -1,6 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
+from consents.models import ClientApiKey
 from members.models import Member, MemberSession
 from tests.factories import MemberFactory, MemberSessionFactory
 
@@ -11,9 +12,9 @@ def member(db) -> Member:
 
 
 @pytest.fixture
-def session(member: Member) -> MemberSession:
-    """An active WEBSITE session of `member`, correlation id `corr-ada`."""
-    return MemberSessionFactory(correlation_id="corr-ada", member=member)
+def session(member: Member, api_key: ClientApiKey) -> MemberSession:
+    """An active WEBSITE session of `member`, correlation id `corr-ada`, started by `api_key`."""
+    return MemberSessionFactory(correlation_id="corr-ada", member=member, api_key=api_key)
 
 
 @pytest.fixture

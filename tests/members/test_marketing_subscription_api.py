@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from consents.exceptions import InvalidChange
 from consents.ledger import consent_upsert
-from consents.models import ConsentEvent, MarketingConsent
+from consents.models import ClientApiKey, ConsentEvent, MarketingConsent
 from members import preferences
 from members.models import Channel, Member, MemberSession
 from tests.factories import MemberFactory, MemberSessionFactory
@@ -166,8 +166,12 @@ def test_opting_out_after_opting_in_revokes_with_a_new_revision(api_client: APIC
     )
 
 
-def test_description_names_the_sessions_channel(api_client: APIClient, member: Member) -> None:
-    MemberSessionFactory(correlation_id="corr-app", member=member, channel=Channel.APP)
+def test_description_names_the_sessions_channel(
+    api_client: APIClient, member: Member, api_key: ClientApiKey
+) -> None:
+    MemberSessionFactory(
+        correlation_id="corr-app", member=member, channel=Channel.APP, api_key=api_key
+    )
 
     put(api_client, {"email": {"preference": "OPT_IN"}}, correlation_id="corr-app")
 
@@ -186,10 +190,13 @@ def test_the_sms_topic_is_the_configured_shortcode(api_client: APIClient, settin
     )
 
 
-def test_consent_belongs_to_the_address_shared_by_two_members(api_client: APIClient) -> None:
+def test_consent_belongs_to_the_address_shared_by_two_members(
+    api_client: APIClient, api_key: ClientApiKey
+) -> None:
     MemberSessionFactory(
         correlation_id="corr-twin",
         member=MemberFactory(email="ada@example.com", phone="", loyalty_id="LOY-TWIN"),
+        api_key=api_key,
     )
     put(api_client, {"email": {"preference": "OPT_IN"}})
 
@@ -458,7 +465,7 @@ def test_deeply_nested_json_is_rejected_not_a_crash(api_client: APIClient) -> No
     response = put_raw(api_client, "[" * 100_000 + "]" * 100_000)
 
     assert response.status_code == 400
-    assert response.json() == invalid("Request body is not valid JSON.")
+    assert response.json() == invalid("The JSON is nested deeper than 32 levels.")
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from consents.models import ConsentEvent
 from members.models import Member, MemberSession
-from tests.factories import MemberFactory, MemberSessionFactory
+from tests.factories import ClientApiKeyFactory, MemberFactory, MemberSessionFactory
 
 URL = "/client/users/{}/sessions"
 BODY = {"correlationId": "corr-1", "channel": "WEBSITE"}
@@ -190,6 +191,71 @@ def test_a_session_expires_after_its_ttl(
     assert response.json() == error(
         401, "UNAUTHORIZED", "Session expired or invalid correlation ID."
     )
+
+
+# --- a session belongs to the client that started it -------------------------------------------
+
+
+@pytest.fixture
+def other_client(db) -> APIClient:
+    """A client with an API key of another client system."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {ClientApiKeyFactory().clear_key}")
+    return client
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/client/users/corr-1/profile/marketing-preferences", None),
+        (
+            "put",
+            "/client/users/corr-1/profile/marketing-subscription",
+            {"email": {"preference": "OPT_OUT"}},
+        ),
+    ],
+)
+def test_another_client_cannot_use_a_session(
+    api_client: APIClient, other_client: APIClient, member: Member, method, path, body
+) -> None:
+    start(api_client, member.account_id)
+
+    response = getattr(other_client, method)(path, body, format="json")
+
+    assert response.status_code == 401
+    assert response.json() == error(
+        401, "UNAUTHORIZED", "Session expired or invalid correlation ID."
+    )
+    assert not ConsentEvent.objects.exists()
+    assert getattr(api_client, method)(path, body, format="json").status_code == 200
+
+
+def test_another_client_cannot_take_over_a_session_of_the_same_member(
+    api_client: APIClient, other_client: APIClient, member: Member, api_key: Any
+) -> None:
+    start(api_client, member.account_id)
+
+    response = start(other_client, member.account_id)
+
+    assert response.status_code == 409
+    assert response.json() == error(
+        409, "CONFLICT", "The correlation ID is in use by another member."
+    )
+    assert MemberSession.objects.get().api_key == api_key
+
+
+def test_an_expired_session_can_be_started_by_another_client(
+    api_client: APIClient, other_client: APIClient, member: Member, frozen_now: Any
+) -> None:
+    start(api_client, member.account_id)
+    frozen_now(hours=1)
+
+    response = start(other_client, member.account_id)
+
+    assert response.status_code == 200
+    url = "/client/users/corr-1/profile/marketing-preferences"
+    assert other_client.get(url).status_code == 200
+    assert api_client.get(url).status_code == 401
 
 
 # --- errors ------------------------------------------------------------------------------------
