@@ -216,9 +216,9 @@ def test_the_programme_numbers_setting_selects_which_numbers_are_ours(settings):
     ]
 
 
-def test_the_member_api_shows_an_sms_stop_as_the_sms_preference(api_client):
+def test_the_member_api_shows_an_sms_stop_as_the_sms_preference(api_client, api_key):
     member = MemberFactory(phone=SENDER)
-    MemberSessionFactory(correlation_id="corr-sms", member=member)
+    MemberSessionFactory(correlation_id="corr-sms", member=member, api_key=api_key)
     preferences = "/client/users/corr-sms/profile/marketing-preferences"
     api_client.put(
         "/client/users/corr-sms/profile/marketing-subscription",
