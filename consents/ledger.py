@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from consents.addresses import normalize_address
+from consents.addresses import erased_address, normalize_address
 from consents.exceptions import (
     ConsentAlreadyExists,
     ConsentError,
@@ -290,7 +291,7 @@ def consent_upsert(
             event = _event(consent, kind, previous_state, change, context)
             event.id, event.recorded_at = event_id, now
             event._state.adding = False
-            return LedgerResult(consent=consent, event=event)
+            return LedgerResult(consent=_as_asked(consent, address), event=event)
     return _upsert_with_lock(type, address, change, context, expected_revision)
 
 
@@ -305,7 +306,7 @@ def _upsert_with_lock(
     consent, created = _lock_or_create(type, address, change)
     if created:
         return _result(consent, EventKind.CREATED, "", change, context)
-    return _apply(consent, change, context, expected_revision=expected_revision)
+    return _apply(consent, change, context, expected_revision=expected_revision, address=address)
 
 
 @transaction.atomic
@@ -382,10 +383,7 @@ def _upsert_accepted(
     dry_run: bool,
 ) -> list[LedgerResult | ConsentError]:
     keys = {key for _, key, _ in accepted}
-    consents = {
-        (consent.type, consent.address): consent
-        for consent in _lock_in_order(keys, lock=not dry_run)
-    }
+    consents = _lock_in_order(keys, lock=not dry_run)
     now = _now()
     created: dict[tuple[str, str], MarketingConsent] = {}
     changed_fields: dict[tuple[str, str], set[str]] = {}
@@ -397,11 +395,12 @@ def _upsert_accepted(
             kind, previous_state = EventKind.CREATED, ""
         else:
             previous_state = consent.state
-            kind, changed = _decide(consent, change, now)
+            kind, changed = _decide(consent, change, now, address=key[1])
             if key not in created and changed:
                 changed_fields.setdefault(key, set()).update(changed)
         events[index] = _event(consent, kind, previous_state, change, context)
-        outcomes[index] = LedgerResult(consent=copy.copy(consent), event=events[index])
+        answer = _as_asked(copy.copy(consent), key[1])
+        outcomes[index] = LedgerResult(consent=answer, event=events[index])
     if dry_run:
         return outcomes
 
@@ -423,16 +422,29 @@ def _upsert_accepted(
     return outcomes
 
 
-def _lock_in_order(keys: set[tuple[str, str]], *, lock: bool = True) -> list[MarketingConsent]:
-    """Lock (or, with `lock=False`, only read) the consents of these addresses. Every batch takes
-    its locks (and makes its inserts) in (type, address) order, so that concurrent batches
-    sharing addresses cannot deadlock."""
+def _lock_in_order(
+    keys: set[tuple[str, str]], *, lock: bool = True
+) -> dict[tuple[str, str], MarketingConsent]:
+    """Lock (or, with `lock=False`, only read) the consents of these addresses, by address; an
+    erased address's tombstone stands for its consent. Every batch takes its locks (and makes its
+    inserts) in (type, address) order, so that concurrent batches sharing addresses cannot
+    deadlock."""
     if not keys:
-        return []
-    rows = MarketingConsent.objects.filter(address__in={address for _, address in keys})
+        return {}
+    tombstones = {(type, erased_address(address)): (type, address) for type, address in keys}
+    rows = MarketingConsent.objects.filter(
+        address__in={address for _, address in keys | tombstones.keys()}
+    )
     if lock:
         rows = rows.select_for_update()
-    return [c for c in rows.order_by("type", "address") if (c.type, c.address) in keys]
+    found: dict[tuple[str, str], MarketingConsent] = {}
+    for consent in rows.order_by("type", "address"):
+        stored = (consent.type, consent.address)
+        if stored in keys:
+            found[stored] = consent  # the address in clear wins over a tombstone
+        elif stored in tombstones:
+            found.setdefault(tombstones[stored], consent)
+    return found
 
 
 @dataclass(frozen=True)
@@ -501,6 +513,7 @@ def _staging_rows(accepted: list[tuple[int, tuple[str, str], ConsentChange]]) ->
                 index,
                 merge_round,
                 key,
+                erased_address(key[1]),
                 change,
                 keeps_state=change.keeps_state_of(key[0]),
                 activity=change.primary_activity_name(),
@@ -654,6 +667,94 @@ def consent_revoke_by_link(*, consent_id: UUID | str, context: ChangeContext) ->
     return _apply(_locked(id=consent_id), change, context)
 
 
+# --- privacy (docs/privacy.md) ------------------------------------------------------------------
+
+# What an event keeps of its request once its person is erased: the facts (kind, door, actor,
+# states, activity source, level and dates, revision, request id, time), none of the free text.
+_ERASED_EVENT_FIELDS = {
+    "activity_description": "",
+    "request": {},
+    "ip_address": None,
+    "user_agent": "",
+    "note": "",
+}
+
+
+@transaction.atomic
+def consent_erase(*, type: str, address: str, context: ChangeContext) -> LedgerResult:
+    """Forget an address but keep its opt-out: its consent becomes a tombstone, stored under the
+    address's keyed hash, REVOKED as of now (the erasure request is an opt-out too), its dates
+    kept and its free text and extended fields removed; its events (and the events of earlier
+    consents of the address) lose their personal data; one ERASED event records the erasure,
+    with `context` saying who and why. An address without a consent gets a tombstone as well,
+    so that an older opt-in arriving later cannot subscribe it (rule 7). Every door then finds
+    the tombstone by the address's hash and treats it as that REVOKED consent."""
+    address = normalize_address(type, address)
+    erased = erased_address(address)
+    stored = {
+        consent.address: consent
+        for consent in MarketingConsent.objects.select_for_update().filter(
+            type=type, address__in=[address, erased]
+        )
+    }
+    now = _now()
+    consent = stored.get(address)
+    tombstone = stored.get(erased)
+    if consent is not None and tombstone is not None:
+        # Both spellings stored (written around the ledger): the tombstone gives way.
+        tombstone.delete()
+    consent = consent or tombstone
+    revoke = RevokeActivity(source=RevokeSource.OTHER, updated_date=now)
+    if consent is None:
+        change = ConsentChange(state=ConsentState.REVOKED, revoke=revoke)
+        consent = _new_consent(type, erased, change, now)
+        consent.save(force_insert=True)
+        previous_state = ""
+    else:
+        previous_state = consent.state
+        consent.address = erased
+        consent.state = ConsentState.REVOKED
+        consent.confirmation_description = ""
+        consent.revoke_source, consent.revoke_description = revoke.source, revoke.description
+        consent.revoke_date = now
+        consent.extended_fields = {}
+        consent.revision += 1
+        consent.updated_date = now
+        consent.save()
+    _redact_events(
+        ConsentEvent.objects.filter(Q(consent_id=consent.id) | Q(type=type, address=address)),
+        address=erased,
+        **_ERASED_EVENT_FIELDS,
+    )
+    return _result(consent, EventKind.ERASED, previous_state, ConsentChange(), context)
+
+
+def evidence_redact(*, recorded_before: datetime, batch_size: int, dry_run: bool = True) -> int:
+    """Remove the IP address and user agent of events recorded before a date, keeping the rest,
+    in batches of one transaction each. Returns how many events had (dry run: have) some."""
+    with_evidence = ConsentEvent.objects.filter(recorded_at__lt=recorded_before).filter(
+        Q(ip_address__isnull=False) | ~Q(user_agent="")
+    )
+    if dry_run:
+        return with_evidence.count()
+    redacted = 0
+    while True:
+        with transaction.atomic():
+            batch = list(with_evidence.order_by("id").values_list("id", flat=True)[:batch_size])
+            if not batch:
+                return redacted
+            redacted += _redact_events(
+                ConsentEvent.objects.filter(id__in=batch), ip_address=None, user_agent=""
+            )
+
+
+def _redact_events(events: models.QuerySet[ConsentEvent], **blanks: Any) -> int:
+    """The only code that rewrites events, and only to remove personal data from them (erasure,
+    evidence retention): the deliberate exception to their append-only rule, which bypasses
+    ConsentEventQuerySet's guard on purpose."""
+    return models.QuerySet.update(events, **blanks)
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 
@@ -661,6 +762,12 @@ def consent_revoke_by_link(*, consent_id: UUID | str, context: ChangeContext) ->
 class Eligibility:
     granted: bool
     reason: str
+
+
+def consent_of_address(type: str, address: str) -> MarketingConsent | None:
+    """The consent of a normalised address; for an erased address, its tombstone (a REVOKED
+    consent whose stored address is the hash: check `is_erased` before showing it)."""
+    return _lock_in_order({(type, address)}, lock=False).get((type, address))
 
 
 def communication_eligibility(consent: MarketingConsent | None, *, type: str) -> Eligibility:
@@ -681,8 +788,10 @@ def communication_eligibility(consent: MarketingConsent | None, *, type: str) ->
 
 
 def _locked(**lookup: Any) -> MarketingConsent:
+    """Lock a consent found by id. A tombstone is found only through its address: by id it is
+    not found, so that nothing edits, deletes or confirms it around the ledger's rules."""
     try:
-        return MarketingConsent.objects.select_for_update().get(**lookup)
+        return MarketingConsent.objects.not_erased().select_for_update().get(**lookup)
     except (MarketingConsent.DoesNotExist, ValueError) as exc:
         raise ConsentNotFound("Marketing consent not found.") from exc
 
@@ -698,10 +807,9 @@ def _new_consent(type: str, address: str, change: ConsentChange, now: datetime) 
 def _lock_or_create(
     type: str, address: str, change: ConsentChange
 ) -> tuple[MarketingConsent, bool]:
-    """Lock the consent of an address, or create it. A concurrent creator wins the unique
-    constraint; the loser then locks the winner's row and carries on as an update."""
-    lookup = MarketingConsent.objects.select_for_update().filter(type=type, address=address)
-    consent = lookup.first()
+    """Lock the consent of an address (or its tombstone), or create it. A concurrent creator wins
+    the unique constraint; the loser then locks the winner's row and carries on as an update."""
+    consent = _stored(type, address)
     if consent is not None:
         return consent, False
     consent = _new_consent(type, address, change, _now())
@@ -709,11 +817,24 @@ def _lock_or_create(
         with transaction.atomic():
             consent.save(force_insert=True)
     except IntegrityError:
-        consent = lookup.first()
+        consent = _stored(type, address)
         if consent is None:
             raise
         return consent, False
     return consent, True
+
+
+def _stored(type: str, address: str) -> MarketingConsent | None:
+    """Lock the consent of a normalised address; for an erased address, its tombstone, which
+    the rules then treat as the address's REVOKED consent (docs/privacy.md)."""
+    return _lock_in_order({(type, address)}).get((type, address))
+
+
+def _as_asked(consent: MarketingConsent, address: str) -> MarketingConsent:
+    """The consent as the caller is answered: a tombstone shown under the address the caller
+    sent, so that no door hands out the hash. Only the answer; the row keeps its hash."""
+    consent.address = address
+    return consent
 
 
 def _apply(
@@ -722,13 +843,20 @@ def _apply(
     context: ChangeContext,
     *,
     expected_revision: int | None = None,
+    address: str | None = None,
 ) -> LedgerResult:
-    """Apply a change to a locked consent and save what it changed."""
+    """Apply a change to a locked consent and save what it changed. `address` is the address
+    the change was sent for, when the consent was found by it (it may be its tombstone)."""
     previous_state = consent.state
-    kind, changed = _decide(consent, change, _now(), expected_revision=expected_revision)
+    kind, changed = _decide(
+        consent, change, _now(), expected_revision=expected_revision, address=address
+    )
     if changed:
         consent.save(update_fields=changed)
-    return _result(consent, kind, previous_state, change, context)
+    result = _result(consent, kind, previous_state, change, context)
+    if address is not None:
+        _as_asked(result.consent, address)
+    return result
 
 
 def _decide(
@@ -737,10 +865,13 @@ def _decide(
     now: datetime,
     *,
     expected_revision: int | None = None,
+    address: str | None = None,
 ) -> tuple[str, list[str]]:
     """Apply a change to a consent in memory, by the ledger rules in docs/design.md.
 
-    Returns the event kind and the fields to save (none unless UPDATED)."""
+    A tombstone (found by `address`, the address the change was sent for) that the change takes
+    out of REVOKED gets that address in clear again: only a change that wins over its opt-out
+    can do that. Returns the event kind and the fields to save (none unless UPDATED)."""
     if expected_revision is not None and expected_revision != consent.revision:
         raise RevisionMismatch(
             f"The consent is at revision {consent.revision}, not {expected_revision}."
@@ -751,6 +882,8 @@ def _decide(
         return EventKind.SUPERSEDED, []
     before = _snapshot(consent)
     _set_fields(consent, change, now, creating=False)
+    if address is not None and consent.state != ConsentState.REVOKED:
+        consent.address = address
     changed = [name for name, value in before.items() if getattr(consent, name) != value]
     if not changed:
         return EventKind.UNCHANGED, []
@@ -760,6 +893,7 @@ def _decide(
 
 
 _TRACKED_FIELDS = (
+    "address",
     "state",
     "confirmation_source",
     "confirmation_description",

@@ -8,6 +8,8 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
+from consents.addresses import ERASED_PREFIX
+
 
 class ConsentType(models.TextChoices):
     EMAIL = "EMAIL"
@@ -60,6 +62,7 @@ class EventKind(models.TextChoices):
     UNCHANGED = "UNCHANGED"
     SUPERSEDED = "SUPERSEDED"
     DELETED = "DELETED"
+    ERASED = "ERASED"
 
 
 class ApiScope(models.TextChoices):
@@ -76,6 +79,14 @@ class ApiName(models.TextChoices):
 def _in_choices(field: str, choices: type[models.TextChoices], *, blank: bool = False) -> Q:
     allowed = Q(**{f"{field}__in": choices.values})
     return allowed | Q(**{field: ""}) if blank else allowed
+
+
+class MarketingConsentQuerySet(models.QuerySet):
+    def not_erased(self) -> "MarketingConsentQuerySet":
+        """Without tombstones: the consents of erased addresses, stored under a keyed hash
+        (docs/privacy.md). They are reached only through their address, never listed or
+        fetched by id."""
+        return self.exclude(address__startswith=ERASED_PREFIX)
 
 
 class MarketingConsent(models.Model):
@@ -103,6 +114,8 @@ class MarketingConsent(models.Model):
     extended_fields = models.JSONField(default=dict, blank=True)
     created_date = models.DateTimeField(default=timezone.now, db_index=True)
     updated_date = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = MarketingConsentQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -145,6 +158,11 @@ class MarketingConsent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.address} ({self.state})"
+
+    @property
+    def is_erased(self) -> bool:
+        """A tombstone: the opt-out of an erased address, kept under its keyed hash."""
+        return self.address.startswith(ERASED_PREFIX)
 
     @property
     def has_confirmation(self) -> bool:

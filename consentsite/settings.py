@@ -22,6 +22,15 @@ if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
         "DJANGO_SECRET_KEY must be set to a secret value when DJANGO_DEBUG is off."
     )
 
+DEVELOPMENT_ERASURE_HASH_KEY = "consentsite-development-erasure-key-never-use-in-production"
+# The key of the hashes that keep an erased address's opt-out (docs/privacy.md). Changing it
+# makes every existing tombstone unfindable: set it once, keep it as safe as the database.
+ERASURE_HASH_KEY = env.str("ERASURE_HASH_KEY", default=DEVELOPMENT_ERASURE_HASH_KEY)
+if not DEBUG and ERASURE_HASH_KEY == DEVELOPMENT_ERASURE_HASH_KEY:
+    raise ImproperlyConfigured(
+        "ERASURE_HASH_KEY must be set to a secret value when DJANGO_DEBUG is off."
+    )
+
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SERVED_OVER_HTTPS = PUBLIC_BASE_URL.startswith("https://")
 
@@ -183,6 +192,8 @@ CONFIRMATION_LINK_MAX_AGE = env.int("CONFIRMATION_LINK_MAX_AGE", default=30 * 24
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL", default=24 * 3600)
+# Age after which `redact_evidence` removes events' IP address and user agent (docs/privacy.md).
+EVIDENCE_RETENTION = env.str("EVIDENCE_RETENTION", default="3y")
 
 LOGGING = {
     "version": 1,
