@@ -878,7 +878,13 @@ def _decide(
         )
     newest = consent.newest_activity_date
     sent_date = change.activity_date()
-    if newest is not None and sent_date is not None and sent_date < newest:
+    # An erased address's opt-out also wins over an equal date: only a newer confirmation (the
+    # person's own, after the erasure) may undo it.
+    if (
+        newest is not None
+        and sent_date is not None
+        and (sent_date < newest or (sent_date == newest and consent.is_erased))
+    ):
         return EventKind.SUPERSEDED, []
     before = _snapshot(consent)
     _set_fields(consent, change, now, creating=False)

@@ -55,8 +55,10 @@ inserted AS (
 ),
 decided AS (
     SELECT o.*,
-        COALESCE(%(sent_date)s::timestamptz < GREATEST(o.confirmation_date, o.revoke_date), false)
-            AS superseded,
+        COALESCE(CASE WHEN o.address = %(erased)s
+            THEN %(sent_date)s::timestamptz <= GREATEST(o.confirmation_date, o.revoke_date)
+            ELSE %(sent_date)s::timestamptz < GREATEST(o.confirmation_date, o.revoke_date)
+        END, false) AS superseded,
         %(has_conf)s AND NOT (
             o.confirmation_date IS NOT NULL
             AND o.confirmation_source = %(conf_source)s
@@ -286,8 +288,10 @@ decided AS (
         i.conf_date AS s_conf_date, i.conf_level AS s_conf_level,
         i.rev_source AS s_rev_source, i.rev_description AS s_rev_description,
         i.rev_date AS s_rev_date,
-        COALESCE(i.sent_date < GREATEST(o.confirmation_date, o.revoke_date), false)
-            AS superseded,
+        COALESCE(CASE WHEN o.address = i.erased
+            THEN i.sent_date <= GREATEST(o.confirmation_date, o.revoke_date)
+            ELSE i.sent_date < GREATEST(o.confirmation_date, o.revoke_date)
+        END, false) AS superseded,
         i.conf AND NOT (
             o.confirmation_date IS NOT NULL
             AND o.confirmation_source = i.conf_source

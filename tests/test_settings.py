@@ -10,9 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "PUBLIC_", "ERASURE_"))
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PUBLIC_", "ERASURE_"))
     }
     return subprocess.run(
         [sys.executable, *args],
