@@ -39,6 +39,7 @@ from consents.models import (
     OptInLevel,
     RevokeSource,
 )
+from privacy.admin import erase_person_action, export_person_action, receipt_link
 
 
 def normalised_spellings(term: str) -> set[str]:
@@ -194,8 +195,9 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
     date_hierarchy = "updated_date"
     list_per_page = 50
     inlines = [ConsentEventInline]
-    actions = ["revoke_selected", "export_selected_csv"]
+    actions = ["revoke_selected", "export_selected_csv", export_person_action, erase_person_action]
     readonly_fields = [
+        "receipt",
         "revision",
         "current_link",
         "current_confirmation",
@@ -214,6 +216,7 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
             ]
         current = ["type", "address", "revision", "current_link", "current_confirmation"]
         current += ["current_revoke", "extended_fields", "created_date", "updated_date"]
+        current += ["receipt"]
         if not self.has_change_permission(request, obj):
             return [(None, {"fields": current})]
         return [
@@ -240,6 +243,14 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
         if obj is not None:
             fields += ["type", "address"]  # an address's consent stays that address's
         return fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MarketingConsent]:
+        # Erased addresses' tombstones are left out: the erasure records stand for them.
+        return super().get_queryset(request).not_erased()
+
+    @admin.display(description="Receipt")
+    def receipt(self, consent: MarketingConsent) -> str:
+        return receipt_link(consent)
 
     @admin.display(description="Current link")
     def current_link(self, consent: MarketingConsent) -> str:
