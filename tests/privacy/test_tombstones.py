@@ -29,6 +29,7 @@ from consents.ledger import (
     consent_upsert_batch,
     consent_upsert_many,
 )
+from consents.links import consent_link
 from consents.models import ConsentEvent, MarketingConsent
 from tests.consents.test_ledger_pg import CLOCK, changes, is_valid, outcome
 from tests.factories import MemberFactory, MemberSessionFactory
@@ -374,3 +375,18 @@ def test_on_a_tombstone_each_path_gives_what_the_python_path_gives(sequence):
             for address in (fast, merged, slow)
         ]
         assert erased_now in ([True] * 3, [False] * 3), (step, change)
+
+
+def test_a_link_to_an_erased_consent_is_no_longer_valid(client):
+    consent_upsert(type="EMAIL", address=ADDRESS, change=confirmation(SIGNED_UP), context=CONTEXT)
+    url = consent_link(MarketingConsent.objects.get())["url"]
+    consent_erase(type="EMAIL", address=ADDRESS, context=CONTEXT)
+    path = url.removeprefix("http://127.0.0.1:8000")
+
+    page = client.get(path)
+    one_click = client.post(path, {"List-Unsubscribe": "One-Click"})
+
+    assert "This link is no longer valid." in page.content.decode()
+    assert one_click.status_code >= 400
+    assert MarketingConsent.objects.get().address == TOMBSTONE
+    assert ConsentEvent.objects.first().kind == "ERASED"
