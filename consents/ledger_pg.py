@@ -254,17 +254,22 @@ MERGE_SQL = f"""
 WITH input AS (
     SELECT * FROM consent_batch WHERE round = %(round)s
 ),
-old AS (
-    -- Each item's consent, or else its address's tombstone (docs/privacy.md).
+stored AS (
     SELECT c.*, i.idx
-    FROM consents_marketingconsent c JOIN input i ON c.type = i.type AND (
-        c.address = i.address
-        OR c.address = i.erased AND NOT EXISTS (
-            SELECT FROM consents_marketingconsent x
-            WHERE x.type = i.type AND x.address = i.address
-        )
+    FROM consents_marketingconsent c JOIN input i ON c.type = i.type AND c.address = i.address
+    FOR UPDATE OF c
+),
+tombstones AS (
+    -- An address without a consent may have a tombstone (docs/privacy.md): that stands for it.
+    SELECT c.*, i.idx
+    FROM consents_marketingconsent c JOIN input i ON c.type = i.type AND c.address = i.erased
+    WHERE NOT EXISTS (
+        SELECT FROM consents_marketingconsent x WHERE x.type = i.type AND x.address = i.address
     )
     FOR UPDATE OF c
+),
+old AS (
+    SELECT * FROM stored UNION ALL SELECT * FROM tombstones
 ),
 inserted AS (
     INSERT INTO consents_marketingconsent AS c ({", ".join(CONSENT_COLUMNS)})
