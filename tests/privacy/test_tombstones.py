@@ -32,7 +32,7 @@ from consents.ledger import (
 from consents.links import consent_link
 from consents.models import ConsentEvent, MarketingConsent
 from tests.consents.test_ledger_pg import CLOCK, changes, is_valid, outcome
-from tests.factories import MemberFactory, MemberSessionFactory
+from tests.factories import MarketingConsentFactory, MemberFactory, MemberSessionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -390,3 +390,15 @@ def test_a_link_to_an_erased_consent_is_no_longer_valid(client):
     assert one_click.status_code >= 400
     assert MarketingConsent.objects.get().address == TOMBSTONE
     assert ConsentEvent.objects.first().kind == "ERASED"
+
+
+def test_erasure_merges_a_tombstone_and_a_consent_stored_side_by_side(db):
+    """Rows written around the ledger may hold both spellings: erasure leaves one tombstone."""
+    MarketingConsentFactory(address=TOMBSTONE, state="REVOKED", revoke_date=SIGNED_UP)
+    MarketingConsentFactory(address=ADDRESS)
+
+    consent_erase(type="EMAIL", address=ADDRESS, context=CONTEXT)
+
+    assert list(MarketingConsent.objects.values_list("address", "state")) == [
+        (TOMBSTONE, "REVOKED")
+    ]
