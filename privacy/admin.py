@@ -87,7 +87,9 @@ def person_of(row: Member | MarketingConsent) -> Person:
     return find_person(phone=row.address)
 
 
-def _one_person(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet):
+def _one_person(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> Person | None:
     if queryset.count() != 1:
         modeladmin.message_user(request, "Select exactly one row.", messages.WARNING)
         return None

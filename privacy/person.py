@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
-from consents.addresses import normalize_email, normalize_phone
-from consents.models import ConsentType
+from consents.addresses import ERASED_PREFIX, normalize_email, normalize_phone
+from consents.models import ConsentEvent, ConsentType, Door
 from members.models import Member
 
 
@@ -25,7 +25,8 @@ class Person:
 def find_person(*, email: str = "", phone: str = "", member: str = "") -> Person:
     """The person named by exactly one of an email address, a phone number (any spelling; raises
     `InvalidAddress`) or a member (account id, loyalty id or external id; raises
-    `PersonNotFound`). Their addresses are the one named and those of every member found."""
+    `PersonNotFound`). Their addresses are the one named, those of every member found, and
+    those the members set preferences for through the member API before they changed them."""
     named = [value for value in (email, phone, member) if value]
     if len(named) != 1:
         raise ValueError("Name the person by exactly one of email, phone or member.")
@@ -49,6 +50,11 @@ def find_person(*, email: str = "", phone: str = "", member: str = "") -> Person
             addresses.add((ConsentType.EMAIL, one.email))
         if one.phone:
             addresses.add((ConsentType.PHONE, one.phone))
+    # Addresses the members had before, that they set preferences for through the member API.
+    earlier = ConsentEvent.objects.filter(
+        door=Door.MEMBER_API, actor__in=[str(one.account_id) for one in found]
+    ).exclude(address__startswith=ERASED_PREFIX)
+    addresses.update(earlier.values_list("type", "address").distinct())
     return Person(scope=scope, members=found, addresses=tuple(sorted(addresses)))
 
 

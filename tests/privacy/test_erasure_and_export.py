@@ -257,3 +257,19 @@ def test_erasure_needs_a_reason(person, run_command):
     with pytest.raises(CommandError, match="--reason"):
         run_command("erase_person", "--email", EMAIL, "--apply")
     assert Erasure.objects.count() == 0
+
+
+def test_an_address_the_member_had_before_is_part_of_the_person(person, api_client, run_command):
+    api_client.put(
+        "/client/users/corr-augusta/profile/marketing-subscription",
+        {"email": {"preference": "OPT_IN"}},
+        format="json",
+    )
+    Member.objects.filter(pk=person.pk).update(email="augusta.new@example.com")
+
+    document = export(run_command, "--member", "EXT-AUGUSTA")
+
+    emails = sorted(c["details"]["email"] for c in document["consents"] if "email" in c["details"])
+    assert emails == [EMAIL]  # the new address has no consent yet; the old one is still hers
+    run_command("erase_person", "--member", "EXT-AUGUSTA", "--reason", "Request 43", "--apply")
+    assert not MarketingConsent.objects.filter(address=EMAIL).exists()

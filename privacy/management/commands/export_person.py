@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.core.serializers.json import DjangoJSONEncoder
 
 from privacy.export import subject_access_export
 from privacy.iso27560 import consent_records
@@ -27,4 +28,4 @@ class Command(BaseCommand):
             document: Any = consent_records(person)
         else:
             document = subject_access_export(person)
-        self.stdout.write(json.dumps(document, indent=2, ensure_ascii=False))
+        self.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder))
