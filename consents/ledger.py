@@ -575,17 +575,15 @@ def consent_renormalize(*, consent_id: UUID | str, context: ChangeContext) -> li
     activity is kept, at the normalised address, and the other is deleted (equal dates keep the
     one already there). Returns the kept consent's result (UPDATED when it moved, UNCHANGED when
     it stayed), then the deleted one's (DELETED, its note naming the consent it merged into).
+    An erased address's tombstone counts as its consent: when it is kept, the deleted consent's
+    events lose their personal data as the address's other events did (docs/privacy.md).
     Raises `InvalidAddress` when the stored address cannot be normalised."""
     consent = _locked(id=consent_id)
     stored_address = consent.address
     address = normalize_address(consent.type, stored_address)
     if address == stored_address:
         return [_result(consent, EventKind.UNCHANGED, consent.state, ConsentChange(), context)]
-    other = (
-        MarketingConsent.objects.select_for_update()
-        .filter(type=consent.type, address=address)
-        .first()
-    )
+    other = _stored(consent.type, address)
     if other is None:
         return [_move(consent, address, context, f"Address normalised from {stored_address!r}.")]
     # The older consent gives way; on equal dates the one already at the address stays.
@@ -601,6 +599,13 @@ def consent_renormalize(*, consent_id: UUID | str, context: ChangeContext) -> li
         _noted(context, f"Merged into {keep.id} at {address!r}, kept for its {why}."),
     )
     drop.delete()
+    if keep.is_erased:
+        _redact_events(
+            ConsentEvent.objects.filter(consent_id=dropped.event.consent_id),
+            address=keep.address,
+            **_ERASED_EVENT_FIELDS,
+        )
+        merged = f"{dropped.event.consent_id} merged into it."
     if keep is consent:
         kept = _move(
             consent, address, context, f"Address normalised from {stored_address!r}; {merged}"

@@ -32,7 +32,12 @@ from consents.ledger import (
 from consents.links import consent_link
 from consents.models import ConsentEvent, MarketingConsent
 from tests.consents.test_ledger_pg import CLOCK, changes, is_valid, outcome
-from tests.factories import MarketingConsentFactory, MemberFactory, MemberSessionFactory
+from tests.factories import (
+    ConsentEventFactory,
+    MarketingConsentFactory,
+    MemberFactory,
+    MemberSessionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -402,3 +407,18 @@ def test_erasure_merges_a_tombstone_and_a_consent_stored_side_by_side(db):
     assert list(MarketingConsent.objects.values_list("address", "state")) == [
         (TOMBSTONE, "REVOKED")
     ]
+
+
+def test_normalize_addresses_merges_a_legacy_spelling_into_the_tombstone(erased, run_command):
+    """A row stored around the ledger under another spelling of an erased address, with an
+    older opt-in, gives way to the tombstone and loses its personal data."""
+    legacy = MarketingConsentFactory(address=" Ada@EXAMPLE.com", confirmation_date=SIGNED_UP)
+    ConsentEventFactory(consent=legacy, ip_address="203.0.113.9", note="Signed up in store")
+
+    run_command("normalize_addresses", "--apply")
+
+    assert stored() == [(TOMBSTONE, "REVOKED", erased.id)]
+    assert not ConsentEvent.objects.filter(address__icontains="ada").exists()
+    assert not ConsentEvent.objects.filter(note__icontains="ada").exists()
+    assert not ConsentEvent.objects.exclude(ip_address=None).exists()
+    assert ConsentEvent.objects.filter(consent_id=legacy.id, kind="DELETED").exists()
