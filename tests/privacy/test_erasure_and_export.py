@@ -15,7 +15,7 @@ from consents.addresses import erased_address
 from consents.models import ConsentEvent, IdempotencyRecord, MarketingConsent
 from members.models import Member, MemberSession
 from privacy.models import Erasure
-from tests.factories import MemberFactory, MemberSessionFactory
+from tests.factories import IdempotencyRecordFactory, MemberFactory, MemberSessionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -186,6 +186,9 @@ def test_erasure_leaves_no_personal_data_in_any_table(person, run_command):
 
 
 def test_erasure_keeps_the_facts_and_records_itself(person, run_command):
+    IdempotencyRecordFactory(key="unrelated", body=b'{"email": "someone.else@example.com"}')
+    assert IdempotencyRecord.objects.count() == 2  # and Augusta's upsert
+
     run_command("erase_person", "--member", "EXT-AUGUSTA", "--reason", "Request 42", "--apply")
 
     member = Member.objects.get(pk=person.pk)
@@ -197,7 +200,7 @@ def test_erasure_keeps_the_facts_and_records_itself(person, run_command):
     )
     assert (member.loyalty_id, member.external_id) == (None, None)
     assert not MemberSession.objects.exists()
-    assert not IdempotencyRecord.objects.exists()
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["unrelated"]
     tombstones = {c.type: c for c in MarketingConsent.objects.all()}
     assert (tombstones["EMAIL"].address, tombstones["EMAIL"].state) == (
         erased_address(EMAIL),
