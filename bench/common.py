@@ -26,6 +26,7 @@ def fresh_database(name: str) -> tuple[str, dict[str, str]]:
         **os.environ,
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "ERASURE_HASH_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": database_url,
         "LOG_LEVEL": "WARNING",

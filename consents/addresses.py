@@ -1,6 +1,8 @@
 """Normalisation of email addresses and phone numbers: one spelling per address, at every door."""
 
 import functools
+import hashlib
+import hmac
 
 import phonenumbers
 from django.conf import settings
@@ -69,3 +71,21 @@ def mask_address(address: str) -> str:
     if at:
         return f"{local[:1]}***@{domain}"
     return f"{address[:2]}{'*' * max(len(address) - 6, 0)}{address[-4:]}"
+
+
+# An erased address is stored as this prefix and a keyed hash (docs/privacy.md): a tombstone that
+# keeps the address's opt-out without the address.
+ERASED_PREFIX = "erased:"
+
+
+def erased_address(address: str) -> str:
+    """The tombstone spelling of a normalised address: HMAC-SHA256 under `ERASURE_HASH_KEY`, so
+    that it cannot be reversed by hashing guesses without the key."""
+    digest = hmac.new(
+        settings.ERASURE_HASH_KEY.encode(), address.encode(), hashlib.sha256
+    ).hexdigest()
+    return ERASED_PREFIX + digest
+
+
+def is_erased(address: str) -> bool:
+    return address.startswith(ERASED_PREFIX)

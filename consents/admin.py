@@ -50,6 +50,7 @@ from consents.models import (
     OptInLevel,
     RevokeSource,
 )
+from consents.privacy.admin import erase_person_action, export_person_action, receipt_link
 
 
 def normalised_spellings(term: str) -> set[str]:
@@ -262,9 +263,10 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
     date_hierarchy = "updated_date"
     list_per_page = 50
     inlines = [ConsentEventInline]
-    actions = ["revoke_selected", "export_selected_csv"]
+    actions = ["revoke_selected", "export_selected_csv", export_person_action, erase_person_action]
     readonly_fields = [
         "state_now",
+        "receipt",
         "revision",
         "current_link",
         "current_confirmation",
@@ -290,7 +292,7 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
             ]
         current = ["type", "address", "state_now", "revision", "current_link"]
         current += ["current_confirmation", "current_revoke", "extended_fields"]
-        current += ["created_date", "updated_date"]
+        current += ["created_date", "updated_date", "receipt"]
         if not self.has_change_permission(request, obj):
             return [(None, {"fields": current})]
         return [
@@ -330,6 +332,14 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
     @admin.display(description="State")
     def state_now(self, consent: MarketingConsent) -> str:
         return consent.get_state_display()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MarketingConsent]:
+        # Erased addresses' tombstones are left out: the erasure records stand for them.
+        return super().get_queryset(request).not_erased()
+
+    @admin.display(description="Receipt")
+    def receipt(self, consent: MarketingConsent) -> str:
+        return receipt_link(consent)
 
     @admin.display(description="Current link")
     def current_link(self, consent: MarketingConsent) -> str:

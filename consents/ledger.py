@@ -22,11 +22,11 @@ from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from consents.addresses import normalize_address
+from consents.addresses import erased_address, normalize_address
 from consents.exceptions import (
     ConsentAlreadyExists,
     ConsentError,
@@ -322,7 +322,7 @@ def consent_upsert(
             event = _event(consent, kind, previous_state, change, context)
             event.id, event.recorded_at = event_id, now
             event._state.adding = False
-            return LedgerResult(consent=consent, event=event)
+            return LedgerResult(consent=_as_asked(consent, address), event=event)
     return _upsert_with_lock(type, address, change, context, expected_revision)
 
 
@@ -337,7 +337,7 @@ def _upsert_with_lock(
     consent, created = _lock_or_create(type, address, change)
     if created:
         return _result(consent, EventKind.CREATED, "", change, context)
-    return _apply(consent, change, context, expected_revision=expected_revision)
+    return _apply(consent, change, context, expected_revision=expected_revision, address=address)
 
 
 def consent_create(
@@ -425,10 +425,7 @@ def _upsert_accepted(
     dry_run: bool,
 ) -> list[LedgerResult | ConsentError]:
     keys = {key for _, key, _ in accepted}
-    consents = {
-        (consent.type, consent.address): consent
-        for consent in _lock_in_order(keys, lock=not dry_run)
-    }
+    consents = _lock_in_order(keys, lock=not dry_run)
     revisions = {key: consent.revision for key, consent in consents.items()}
     now = _now()
     created: dict[tuple[str, str], MarketingConsent] = {}
@@ -441,11 +438,12 @@ def _upsert_accepted(
             kind, previous_state = EventKind.CREATED, ""
         else:
             previous_state = consent.state
-            kind, changed = _decide(consent, change, now)
+            kind, changed = _decide(consent, change, now, address=key[1])
             if key not in created and changed:
                 changed_fields.setdefault(key, set()).update(changed)
         events[index] = _event(consent, kind, previous_state, change, context)
-        outcomes[index] = LedgerResult(consent=copy.copy(consent), event=events[index])
+        answer = _as_asked(copy.copy(consent), key[1])
+        outcomes[index] = LedgerResult(consent=answer, event=events[index])
     if dry_run:
         return outcomes
 
@@ -487,16 +485,29 @@ def _update_changed(
         )
 
 
-def _lock_in_order(keys: set[tuple[str, str]], *, lock: bool = True) -> list[MarketingConsent]:
-    """Lock (or, with `lock=False`, only read) the consents of these addresses. Every batch takes
-    its locks (and makes its inserts) in (type, address) order, so that concurrent batches
-    sharing addresses cannot deadlock."""
+def _lock_in_order(
+    keys: set[tuple[str, str]], *, lock: bool = True
+) -> dict[tuple[str, str], MarketingConsent]:
+    """Lock (or, with `lock=False`, only read) the consents of these addresses, by address; an
+    erased address's tombstone stands for its consent. Every batch takes its locks (and makes its
+    inserts) in (type, address) order, so that concurrent batches sharing addresses cannot
+    deadlock."""
     if not keys:
-        return []
-    rows = MarketingConsent.objects.filter(address__in={address for _, address in keys})
+        return {}
+    tombstones = {(type, erased_address(address)): (type, address) for type, address in keys}
+    rows = MarketingConsent.objects.filter(
+        address__in={address for _, address in keys | tombstones.keys()}
+    )
     if lock:
         rows = rows.select_for_update()
-    return [c for c in rows.order_by("type", "address") if (c.type, c.address) in keys]
+    found: dict[tuple[str, str], MarketingConsent] = {}
+    for consent in rows.order_by("type", "address"):
+        stored = (consent.type, consent.address)
+        if stored in keys:
+            found[stored] = consent  # the address in clear wins over a tombstone
+        elif stored in tombstones:
+            found.setdefault(tombstones[stored], consent)
+    return found
 
 
 @dataclass(frozen=True)
@@ -565,6 +576,7 @@ def _staging_rows(accepted: list[tuple[int, tuple[str, str], ConsentChange]]) ->
                 index,
                 merge_round,
                 key,
+                erased_address(key[1]),
                 change,
                 keeps_state=change.keeps_state_of(key[0]),
                 activity=change.primary_activity_name(),
@@ -617,18 +629,6 @@ def consent_delete(*, consent_id: UUID | str, context: ChangeContext) -> LedgerR
     return result
 
 
-@transaction.atomic
-def redact_event_addresses(*, type: str, address: str, replacement: str) -> int:
-    """Rewrite an address in the events that name it; returns how many were rewritten.
-
-    Events are append-only, in the ORM and in PostgreSQL (a trigger refuses UPDATE and DELETE).
-    This is the one deliberate exception, for erasing a person's address from the proof: it
-    passes the trigger for this statement only, and nothing else may."""
-    events = ConsentEvent.objects.filter(type=type, address=address)
-    with _append_only_trigger_lifted():
-        return models.QuerySet.update(events, address=replacement)
-
-
 @contextmanager
 def _append_only_trigger_lifted() -> Iterator[None]:
     """Let this transaction's next statements past the event table's trigger, by django-pgtrigger's
@@ -657,17 +657,15 @@ def consent_renormalize(*, consent_id: UUID | str, context: ChangeContext) -> li
     activity is kept, at the normalised address, and the other is deleted (equal dates keep the
     one already there). Returns the kept consent's result (UPDATED when it moved, UNCHANGED when
     it stayed), then the deleted one's (DELETED, its note naming the consent it merged into).
+    An erased address's tombstone counts as its consent: when it is kept, the deleted consent's
+    events lose their personal data as the address's other events did (docs/privacy.md).
     Raises `InvalidAddress` when the stored address cannot be normalised."""
     consent = _locked(id=consent_id)
     stored_address = consent.address
     address = normalize_address(consent.type, stored_address)
     if address == stored_address:
         return [_result(consent, EventKind.UNCHANGED, consent.state, ConsentChange(), context)]
-    other = (
-        MarketingConsent.objects.select_for_update()
-        .filter(type=consent.type, address=address)
-        .first()
-    )
+    other = _stored(consent.type, address)
     if other is None:
         return [_move(consent, address, context, f"Address normalised from {stored_address!r}.")]
     # The older consent gives way; on equal dates the one already at the address stays.
@@ -683,6 +681,13 @@ def consent_renormalize(*, consent_id: UUID | str, context: ChangeContext) -> li
         _noted(context, f"Merged into {keep.id} at {address!r}, kept for its {why}."),
     )
     drop.delete()
+    if keep.is_erased:
+        _redact_events(
+            ConsentEvent.objects.filter(consent_id=dropped.event.consent_id),
+            address=keep.address,
+            **_ERASED_EVENT_FIELDS,
+        )
+        merged = f"{dropped.event.consent_id} merged into it."
     if keep is consent:
         kept = _move(
             consent, address, context, f"Address normalised from {stored_address!r}; {merged}"
@@ -819,6 +824,96 @@ def _is_normalised(type: str, address: str) -> bool:
         return False
 
 
+# --- privacy (docs/privacy.md) ------------------------------------------------------------------
+
+# What an event keeps of its request once its person is erased: the facts (kind, door, actor,
+# states, activity source, level and dates, revision, request id, time), none of the free text.
+_ERASED_EVENT_FIELDS = {
+    "activity_description": "",
+    "request": {},
+    "ip_address": None,
+    "user_agent": "",
+    "note": "",
+}
+
+
+@transaction.atomic
+def consent_erase(*, type: str, address: str, context: ChangeContext) -> LedgerResult:
+    """Forget an address but keep its opt-out: its consent becomes a tombstone, stored under the
+    address's keyed hash, REVOKED as of now (the erasure request is an opt-out too), its dates
+    kept and its free text and extended fields removed; its events (and the events of earlier
+    consents of the address) lose their personal data; one ERASED event records the erasure,
+    with `context` saying who and why. An address without a consent gets a tombstone as well,
+    so that an older opt-in arriving later cannot subscribe it (rule 7). Every door then finds
+    the tombstone by the address's hash and treats it as that REVOKED consent."""
+    address = normalize_address(type, address)
+    erased = erased_address(address)
+    stored = {
+        consent.address: consent
+        for consent in MarketingConsent.objects.select_for_update().filter(
+            type=type, address__in=[address, erased]
+        )
+    }
+    now = _now()
+    consent = stored.get(address)
+    tombstone = stored.get(erased)
+    if consent is not None and tombstone is not None:
+        # Both spellings stored (written around the ledger): the tombstone gives way.
+        tombstone.delete()
+    consent = consent or tombstone
+    revoke = RevokeActivity(source=RevokeSource.OTHER, updated_date=now)
+    if consent is None:
+        change = ConsentChange(state=ConsentState.REVOKED, revoke=revoke)
+        consent = _new_consent(type, erased, change, now)
+        consent.save(force_insert=True)
+        previous_state = ""
+    else:
+        previous_state = consent.state
+        consent.address = erased
+        consent.state = ConsentState.REVOKED
+        consent.confirmation_description = ""
+        consent.revoke_source, consent.revoke_description = revoke.source, revoke.description
+        consent.revoke_date = now
+        consent.extended_fields = {}
+        consent.revision += 1
+        consent.updated_date = now
+        consent.save()
+    _redact_events(
+        ConsentEvent.objects.filter(Q(consent_id=consent.id) | Q(type=type, address=address)),
+        address=erased,
+        **_ERASED_EVENT_FIELDS,
+    )
+    return _result(consent, EventKind.ERASED, previous_state, ConsentChange(), context)
+
+
+def evidence_redact(*, recorded_before: datetime, batch_size: int, dry_run: bool = True) -> int:
+    """Remove the IP address and user agent of events recorded before a date, keeping the rest,
+    in batches of one transaction each. Returns how many events had (dry run: have) some."""
+    with_evidence = ConsentEvent.objects.filter(recorded_at__lt=recorded_before).filter(
+        Q(ip_address__isnull=False) | ~Q(user_agent="")
+    )
+    if dry_run:
+        return with_evidence.count()
+    redacted = 0
+    while True:
+        with transaction.atomic():
+            batch = list(with_evidence.order_by("id").values_list("id", flat=True)[:batch_size])
+            if not batch:
+                return redacted
+            redacted += _redact_events(
+                ConsentEvent.objects.filter(id__in=batch), ip_address=None, user_agent=""
+            )
+
+
+def _redact_events(events: models.QuerySet[ConsentEvent], **blanks: Any) -> int:
+    """The only code that rewrites events, and only to remove personal data from them (erasure,
+    evidence retention): the deliberate exception to their append-only rule. It bypasses
+    ConsentEventQuerySet's guard and, for this statement only, the database's trigger; the
+    caller's transaction holds both."""
+    with _append_only_trigger_lifted():
+        return models.QuerySet.update(events, **blanks)
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 
@@ -839,6 +934,12 @@ class Eligibility:
     reason: str
 
 
+def consent_of_address(type: str, address: str) -> MarketingConsent | None:
+    """The consent of a normalised address; for an erased address, its tombstone (a REVOKED
+    consent whose stored address is the hash: check `is_erased` before showing it)."""
+    return _lock_in_order({(type, address)}, lock=False).get((type, address))
+
+
 def communication_eligibility(consent: MarketingConsent | None, *, type: str) -> Eligibility:
     """May we send marketing to this address now? (ledger rule 9 in docs/design.md)"""
     state = consent.state if consent else ConsentState.UNKNOWN_STATE
@@ -857,8 +958,10 @@ def communication_eligibility(consent: MarketingConsent | None, *, type: str) ->
 
 
 def _locked(**lookup: Any) -> MarketingConsent:
+    """Lock a consent found by id. A tombstone is found only through its address: by id it is
+    not found, so that nothing edits, deletes or confirms it around the ledger's rules."""
     try:
-        return MarketingConsent.objects.select_for_update().get(**lookup)
+        return MarketingConsent.objects.not_erased().select_for_update().get(**lookup)
     except (MarketingConsent.DoesNotExist, ValueError) as exc:
         raise ConsentNotFound("Marketing consent not found.") from exc
 
@@ -874,10 +977,9 @@ def _new_consent(type: str, address: str, change: ConsentChange, now: datetime) 
 def _lock_or_create(
     type: str, address: str, change: ConsentChange
 ) -> tuple[MarketingConsent, bool]:
-    """Lock the consent of an address, or create it. A concurrent creator wins the unique
-    constraint; the loser then locks the winner's row and carries on as an update."""
-    lookup = MarketingConsent.objects.select_for_update().filter(type=type, address=address)
-    consent = lookup.first()
+    """Lock the consent of an address (or its tombstone), or create it. A concurrent creator wins
+    the unique constraint; the loser then locks the winner's row and carries on as an update."""
+    consent = _stored(type, address)
     if consent is not None:
         return consent, False
     consent = _new_consent(type, address, change, _now())
@@ -885,11 +987,24 @@ def _lock_or_create(
         with transaction.atomic():
             consent.save(force_insert=True)
     except IntegrityError:
-        consent = lookup.first()
+        consent = _stored(type, address)
         if consent is None:
             raise
         return consent, False
     return consent, True
+
+
+def _stored(type: str, address: str) -> MarketingConsent | None:
+    """Lock the consent of a normalised address; for an erased address, its tombstone, which
+    the rules then treat as the address's REVOKED consent (docs/privacy.md)."""
+    return _lock_in_order({(type, address)}).get((type, address))
+
+
+def _as_asked(consent: MarketingConsent, address: str) -> MarketingConsent:
+    """The consent as the caller is answered: a tombstone shown under the address the caller
+    sent, so that no door hands out the hash. Only the answer; the row keeps its hash."""
+    consent.address = address
+    return consent
 
 
 def _apply(
@@ -898,13 +1013,20 @@ def _apply(
     context: ChangeContext,
     *,
     expected_revision: int | None = None,
+    address: str | None = None,
 ) -> LedgerResult:
-    """Apply a change to a locked consent and save what it changed."""
+    """Apply a change to a locked consent and save what it changed. `address` is the address
+    the change was sent for, when the consent was found by it (it may be its tombstone)."""
     previous_state = consent.state
-    kind, changed = _decide(consent, change, _now(), expected_revision=expected_revision)
+    kind, changed = _decide(
+        consent, change, _now(), expected_revision=expected_revision, address=address
+    )
     if changed:
         consent.save(update_fields=changed)
-    return _result(consent, kind, previous_state, change, context)
+    result = _result(consent, kind, previous_state, change, context)
+    if address is not None:
+        _as_asked(result.consent, address)
+    return result
 
 
 def _decide(
@@ -913,20 +1035,31 @@ def _decide(
     now: datetime,
     *,
     expected_revision: int | None = None,
+    address: str | None = None,
 ) -> tuple[str, list[str]]:
     """Apply a change to a consent in memory, by the ledger rules in docs/design.md.
 
-    Returns the event kind and the fields to save (none unless UPDATED)."""
+    A tombstone (found by `address`, the address the change was sent for) that the change takes
+    out of REVOKED gets that address in clear again: only a change that wins over its opt-out
+    can do that. Returns the event kind and the fields to save (none unless UPDATED)."""
     if expected_revision is not None and expected_revision != consent.revision:
         raise RevisionMismatch(
             f"The consent is at revision {consent.revision}, not {expected_revision}."
         )
     newest = consent.newest_activity_date
     sent_date = change.activity_date()
-    if newest is not None and sent_date is not None and sent_date < newest:
+    # An erased address's opt-out also wins over an equal date: only a newer confirmation (the
+    # person's own, after the erasure) may undo it.
+    if (
+        newest is not None
+        and sent_date is not None
+        and (sent_date < newest or (sent_date == newest and consent.is_erased))
+    ):
         return EventKind.SUPERSEDED, []
     before = _snapshot(consent)
     _set_fields(consent, change, now, creating=False)
+    if address is not None and consent.state != ConsentState.REVOKED:
+        consent.address = address
     changed = [name for name, value in before.items() if getattr(consent, name) != value]
     if not changed:
         return EventKind.UNCHANGED, []
@@ -936,6 +1069,7 @@ def _decide(
 
 
 _TRACKED_FIELDS = (
+    "address",
     "state",
     "confirmation_source",
     "confirmation_description",

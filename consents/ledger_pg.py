@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
+from consents.addresses import erased_address
 from consents.models import MarketingConsent
 
 if TYPE_CHECKING:
@@ -30,8 +31,11 @@ CONSENT_COLUMNS = [field.column for field in CONSENT_FIELDS]
 # Each CTE is one step of consents.ledger._decide; `target` holds the values _set_fields would set.
 UPSERT_SQL = f"""
 WITH old AS (
+    -- The address's consent, or else its tombstone (docs/privacy.md).
     SELECT * FROM consents_marketingconsent
-    WHERE type = %(type)s AND address = %(address)s
+    WHERE type = %(type)s AND address IN (%(address)s, %(erased)s)
+    ORDER BY address = %(erased)s
+    LIMIT 1
     FOR UPDATE
 ),
 inserted AS (
@@ -51,8 +55,10 @@ inserted AS (
 ),
 decided AS (
     SELECT o.*,
-        COALESCE(%(sent_date)s::timestamptz < GREATEST(o.confirmation_date, o.revoke_date), false)
-            AS superseded,
+        COALESCE(CASE WHEN o.address = %(erased)s
+            THEN %(sent_date)s::timestamptz <= GREATEST(o.confirmation_date, o.revoke_date)
+            ELSE %(sent_date)s::timestamptz < GREATEST(o.confirmation_date, o.revoke_date)
+        END, false) AS superseded,
         %(has_conf)s AND NOT (
             o.confirmation_date IS NOT NULL
             AND o.confirmation_source = %(conf_source)s
@@ -89,6 +95,8 @@ target AS (
 ),
 updated AS (
     UPDATE consents_marketingconsent c SET
+        -- A tombstone taken out of REVOKED gets its address in clear again.
+        address = CASE WHEN t.n_state <> 'REVOKED' THEN %(address)s ELSE c.address END,
         state = t.n_state,
         confirmation_source = t.n_conf_source,
         confirmation_description = t.n_conf_description,
@@ -158,6 +166,7 @@ def upsert_in_one_statement(
         "id": new_id,
         "type": type,
         "address": address,
+        "erased": erased_address(address),
         "state": change.state,
         "keeps_state": change.keeps_state_of(type),
         "now": now,
@@ -216,6 +225,7 @@ STAGING_COLUMNS = {
     "round": "integer",
     "type": "text",
     "address": "text",
+    "erased": "text",
     "sent_state": "text",
     "keeps_state": "boolean",
     "conf": "boolean",
@@ -244,10 +254,22 @@ MERGE_SQL = f"""
 WITH input AS (
     SELECT * FROM consent_batch WHERE round = %(round)s
 ),
-old AS (
+stored AS (
     SELECT c.*, i.idx
     FROM consents_marketingconsent c JOIN input i ON c.type = i.type AND c.address = i.address
     FOR UPDATE OF c
+),
+tombstones AS (
+    -- An address without a consent may have a tombstone (docs/privacy.md): that stands for it.
+    SELECT c.*, i.idx
+    FROM consents_marketingconsent c JOIN input i ON c.type = i.type AND c.address = i.erased
+    WHERE NOT EXISTS (
+        SELECT FROM consents_marketingconsent x WHERE x.type = i.type AND x.address = i.address
+    )
+    FOR UPDATE OF c
+),
+old AS (
+    SELECT * FROM stored UNION ALL SELECT * FROM tombstones
 ),
 inserted AS (
     INSERT INTO consents_marketingconsent AS c ({", ".join(CONSENT_COLUMNS)})
@@ -266,13 +288,15 @@ inserted AS (
     RETURNING c.*
 ),
 decided AS (
-    SELECT o.*, i.keeps_state, i.sent_state, i.sent_extended_fields,
+    SELECT o.*, i.address AS sent_address, i.keeps_state, i.sent_state, i.sent_extended_fields,
         i.conf_source AS s_conf_source, i.conf_description AS s_conf_description,
         i.conf_date AS s_conf_date, i.conf_level AS s_conf_level,
         i.rev_source AS s_rev_source, i.rev_description AS s_rev_description,
         i.rev_date AS s_rev_date,
-        COALESCE(i.sent_date < GREATEST(o.confirmation_date, o.revoke_date), false)
-            AS superseded,
+        COALESCE(CASE WHEN o.address = i.erased
+            THEN i.sent_date <= GREATEST(o.confirmation_date, o.revoke_date)
+            ELSE i.sent_date < GREATEST(o.confirmation_date, o.revoke_date)
+        END, false) AS superseded,
         i.conf AND NOT (
             o.confirmation_date IS NOT NULL
             AND o.confirmation_source = i.conf_source
@@ -289,7 +313,7 @@ decided AS (
     FROM old o JOIN input i USING (idx)
 ),
 target AS (
-    SELECT d.id, d.superseded,
+    SELECT d.id, d.superseded, d.sent_address,
         CASE WHEN d.keeps_state THEN d.state ELSE d.sent_state END AS n_state,
         CASE WHEN d.sets_conf THEN d.s_conf_source ELSE d.confirmation_source END
             AS n_conf_source,
@@ -309,6 +333,7 @@ target AS (
 ),
 updated AS (
     UPDATE consents_marketingconsent c SET
+        address = CASE WHEN t.n_state <> 'REVOKED' THEN t.sent_address ELSE c.address END,
         state = t.n_state,
         confirmation_source = t.n_conf_source,
         confirmation_description = t.n_conf_description,
@@ -364,7 +389,9 @@ event AS (
     FROM outcome o JOIN input i USING (idx)
     ORDER BY o.idx
 )
-SELECT idx, kind, type, address, previous_state, state FROM outcome
+-- The address as sent: a tombstone is reported under it, never under its hash.
+SELECT o.idx, o.kind, o.type, i.address, o.previous_state, o.state
+FROM outcome o JOIN input i USING (idx)
 """
 
 
@@ -372,18 +399,21 @@ def staging_row(
     index: int,
     merge_round: int,
     key: tuple[str, str],
+    erased: str,
     change: ConsentChange,
     *,
     keeps_state: bool,
     activity: str,
     request: str,
 ) -> tuple:
-    """One item of a batch as a row of the staging table (STAGING_COLUMNS)."""
+    """One item of a batch as a row of the staging table (STAGING_COLUMNS); `erased` is the
+    tombstone spelling of its address."""
     confirmation, revoke = change.confirmation, change.revoke
     return (
         index,
         merge_round,
         *key,
+        erased,
         change.state,
         keeps_state,
         confirmation is not None,

@@ -9,6 +9,8 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
+from consents.addresses import ERASED_PREFIX
+
 
 # Each enum's value is the contract's spelling (APIs, exports, commands); its label is the word the
 # admin shows.
@@ -64,6 +66,7 @@ class EventKind(models.TextChoices):
     UNCHANGED = "UNCHANGED", "Unchanged"
     SUPERSEDED = "SUPERSEDED", "Superseded"
     DELETED = "DELETED", "Deleted"
+    ERASED = "ERASED", "Erased"
 
 
 class ApiScope(models.TextChoices):
@@ -80,6 +83,14 @@ class ApiName(models.TextChoices):
 def _in_choices(field: str, choices: type[models.TextChoices], *, blank: bool = False) -> Q:
     allowed = Q(**{f"{field}__in": choices.values})
     return allowed | Q(**{field: ""}) if blank else allowed
+
+
+class MarketingConsentQuerySet(models.QuerySet):
+    def not_erased(self) -> "MarketingConsentQuerySet":
+        """Without tombstones: the consents of erased addresses, stored under a keyed hash
+        (docs/privacy.md). They are reached only through their address, never listed or
+        fetched by id."""
+        return self.exclude(address__startswith=ERASED_PREFIX)
 
 
 class MarketingConsent(models.Model):
@@ -107,6 +118,8 @@ class MarketingConsent(models.Model):
     extended_fields = models.JSONField(default=dict, blank=True)
     created_date = models.DateTimeField(default=timezone.now, db_index=True)
     updated_date = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = MarketingConsentQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -149,6 +162,11 @@ class MarketingConsent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} {self.address} ({self.get_state_display()})"
+
+    @property
+    def is_erased(self) -> bool:
+        """A tombstone: the opt-out of an erased address, kept under its keyed hash."""
+        return self.address.startswith(ERASED_PREFIX)
 
     @property
     def has_confirmation(self) -> bool:
@@ -230,7 +248,7 @@ class ConsentEvent(models.Model):
             ),
         ]
         # Append-only in PostgreSQL itself, whatever the client (raw SQL, a console, another
-        # app). The one deliberate way around it is `consents.ledger.redact_event_addresses`.
+        # app). The one deliberate way around it is `consents.ledger._redact_events`.
         triggers = [
             pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)
         ]

@@ -29,7 +29,7 @@ ONE_CLICK = "One-Click"
 
 def _read(request: HttpRequest, purpose: str) -> tuple[LinkToken, MarketingConsent]:
     token = read_token(request.GET.get("token") or request.POST.get("token") or "", purpose=purpose)
-    consent = MarketingConsent.objects.filter(id=token.consent_id).first()
+    consent = MarketingConsent.objects.not_erased().filter(id=token.consent_id).first()
     if consent is None:
         raise InvalidLink("This link is no longer valid.")
     return token, consent

@@ -23,6 +23,15 @@ if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
         "DJANGO_SECRET_KEY must be set to a secret value when DJANGO_DEBUG is off."
     )
 
+DEVELOPMENT_ERASURE_HASH_KEY = "consentsite-development-erasure-key-never-use-in-production"
+# The key of the hashes that keep an erased address's opt-out (docs/privacy.md). Changing it
+# makes every existing tombstone unfindable: set it once, keep it as safe as the database.
+ERASURE_HASH_KEY = env.str("ERASURE_HASH_KEY", default=DEVELOPMENT_ERASURE_HASH_KEY)
+if not DEBUG and ERASURE_HASH_KEY == DEVELOPMENT_ERASURE_HASH_KEY:
+    raise ImproperlyConfigured(
+        "ERASURE_HASH_KEY must be set to a secret value when DJANGO_DEBUG is off."
+    )
+
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SERVED_OVER_HTTPS = PUBLIC_BASE_URL.startswith("https://")
 
@@ -45,6 +54,7 @@ INSTALLED_APPS = [
     "axes",
     "members",
     "consents",
+    "consents.privacy",
 ]
 
 MIDDLEWARE = [
@@ -250,6 +260,9 @@ IDEMPOTENCY_LEASE = env.int("IDEMPOTENCY_LEASE", default=40)
 
 # /healthz answers 503 when the database has not answered `SELECT 1` within this many seconds.
 HEALTHZ_TIMEOUT = env.float("HEALTHZ_TIMEOUT", default=1.0)
+
+# Age after which `redact_evidence` removes events' IP address and user agent (docs/privacy.md).
+EVIDENCE_RETENTION = env.str("EVIDENCE_RETENTION", default="3y")
 
 LOGGING = {
     "version": 1,

@@ -3,6 +3,7 @@
 import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-for-the-consentsite-suite-x9f2Lq")
+os.environ.setdefault("ERASURE_HASH_KEY", "test-only-erasure-key-for-the-consentsite-suite-p4Wz8n")
 
 from consentsite.settings import *  # noqa: F403
 

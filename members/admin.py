@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from consents.admin import normalised_spellings
 from consents.models import ConsentState, ConsentType, MarketingConsent
+from consents.privacy.admin import erase_person_action, export_person_action
 from members.models import Member, MemberSession
 
 
@@ -68,6 +69,7 @@ class MemberAdmin(admin.ModelAdmin):
     ordering = ["-updated_at"]
     search_fields = ["account_id", "loyalty_id", "external_id", "email", "phone", "last_name"]
     search_help_text = "Account, loyalty or external id, name, email or phone (any spelling)."
+    actions = [export_person_action, erase_person_action]
     readonly_fields = ["account_id", "consents", "created_at", "updated_at"]
     fields = [
         "account_id",

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from consents.addresses import normalize_address
+from consents.addresses import erased_address, normalize_address
 from consents.exceptions import InvalidAddress
 from consents.ledger import (
     ChangeContext,
@@ -156,14 +156,18 @@ def marketing_preferences(member: Member) -> dict[str, dict[str, TopicStatus]]:
         except InvalidAddress:
             continue  # no consent can be stored under a value that is no address
         if address:
-            lookups.append(Q(type=channel.consent_type, address=address))
+            # An erased address's tombstone stands for its consent (docs/privacy.md).
+            spellings = [address, erased_address(address)]
+            lookups.append(Q(type=channel.consent_type, address__in=spellings))
     consents = {}
     if lookups:
+        # Tombstones first, so that the address in clear wins where both are stored.
+        found = _with_last_status_update(
+            MarketingConsent.objects.filter(reduce(operator.or_, lookups))
+        )
         consents = {
             consent.type: consent
-            for consent in _with_last_status_update(
-                MarketingConsent.objects.filter(reduce(operator.or_, lookups))
-            )
+            for consent in sorted(found, key=lambda consent: not consent.is_erased)
         }
     return {
         channel.label: {channel.topic: _topic_status(consents.get(channel.consent_type))}

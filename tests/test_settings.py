@@ -9,7 +9,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PUBLIC_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PUBLIC_", "ERASURE_"))
+    }
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
@@ -29,11 +31,25 @@ def test_debug_off_with_the_development_key_refuses_to_start():
     )
 
 
+def test_debug_off_without_an_erasure_hash_key_refuses_to_start():
+    result = run(
+        ["-c", "import django; django.setup()"],
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="k3y-" + "x7Qp9Lm2Vb8Rt5Zw" * 4,
+    )
+
+    assert result.returncode != 0
+    assert "ERASURE_HASH_KEY must be set to a secret value when DJANGO_DEBUG is off." in (
+        result.stderr
+    )
+
+
 def test_production_settings_pass_the_deploy_check():
     result = run(
         ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         DJANGO_DEBUG="false",
         DJANGO_SECRET_KEY="k3y-" + "x7Qp9Lm2Vb8Rt5Zw" * 4,
+        ERASURE_HASH_KEY="3r4s-" + "Hq8Wz2Nc6Kd4Tb9Y" * 4,
         PUBLIC_BASE_URL="https://consent.example.com",
         DJANGO_ALLOWED_HOSTS="consent.example.com",
     )

@@ -216,7 +216,7 @@ def run_query(body: Any) -> Page:
 
     where = filter_to_q(document)
     sort = parse_sort(sort_document)
-    consents = MarketingConsent.objects.filter(where)
+    consents = MarketingConsent.objects.not_erased().filter(where)
     backwards = position is not None and position["direction"] == "prev"
     if position is not None:
         consents = consents.filter(_beyond(sort, position["after"], backwards))

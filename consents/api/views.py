@@ -27,6 +27,7 @@ from consents.ledger import (
     communication_eligibility,
     consent_create,
     consent_delete,
+    consent_of_address,
     consent_remove,
     consent_update,
     consent_upsert,
@@ -99,7 +100,7 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
 
     def get_consent(self, pk: str) -> MarketingConsent:
         try:
-            return MarketingConsent.objects.get(id=UUID(pk))
+            return MarketingConsent.objects.not_erased().get(id=UUID(pk))
         except (ValueError, MarketingConsent.DoesNotExist) as exc:
             raise NotFound("Marketing consent not found.") from exc
 
@@ -167,12 +168,12 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
     )
     def get_by(self, request: Request) -> Response:
         details = validated(contract.GetByQuerySerializer, request.query_params, "").validated_data
-        consent = MarketingConsent.objects.filter(
-            type=details["type"], address=details["address"]
-        ).first()
+        consent = consent_of_address(details["type"], details["address"])
         eligibility = communication_eligibility(consent, type=details["type"])
         answer: dict[str, Any] = {}
-        if consent is not None:
+        # An erased address is not eligible, without saying that it was erased: only the
+        # eligibility, as for an address without a consent (docs/privacy.md).
+        if consent is not None and not consent.is_erased:
             answer["marketingConsent"] = contract.MarketingConsentSerializer(consent).data
         answer["communicationEligibility"] = {
             "granted": eligibility.granted,

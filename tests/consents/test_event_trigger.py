@@ -1,14 +1,17 @@
 """Events are append-only in the database itself: raw SQL cannot change or remove one. The
-redaction function is the one deliberate way around it."""
+ledger's redaction (erasing a person) is the one deliberate way around it."""
 
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from consents.ledger import redact_event_addresses
+from consents.addresses import erased_address
+from consents.ledger import ChangeContext, consent_erase
 from consents.models import ConsentEvent
 from tests.consents.conftest import confirmed
 
 pytestmark = pytest.mark.django_db
+
+STAFF = ChangeContext(door="ADMIN", actor="dpo", note="Erasure request #1")
 
 
 @pytest.fixture
@@ -42,28 +45,29 @@ def test_raw_sql_cannot_change_or_remove_an_event(event, sql):
     )
 
 
-def test_redaction_rewrites_an_address_in_its_events_only(upsert):
+def test_erasure_rewrites_the_events_of_the_erased_address_only(upsert):
     upsert(confirmed("erase@example.com"))
     upsert(confirmed("erase@example.com", date="2024-02-01T00:00:00Z"))
     upsert(confirmed("keep@example.com"))
 
-    rewritten = redact_event_addresses(
-        type="EMAIL", address="erase@example.com", replacement="erased-1"
-    )
+    consent_erase(type="EMAIL", address="erase@example.com", context=STAFF)
 
-    assert rewritten == 2
-    assert sorted(ConsentEvent.objects.values_list("address", flat=True)) == [
-        "erased-1",
-        "erased-1",
-        "keep@example.com",
-    ]
+    tombstone = erased_address("erase@example.com")
+    assert sorted(ConsentEvent.objects.values_list("kind", "address")) == sorted(
+        [
+            ("CREATED", tombstone),
+            ("UPDATED", tombstone),
+            ("ERASED", tombstone),
+            ("CREATED", "keep@example.com"),
+        ]
+    )
 
 
 @pytest.mark.postgres
 def test_the_trigger_guards_again_after_a_redaction(event):
-    redact_event_addresses(type="EMAIL", address="proof@example.com", replacement="erased-1")
+    consent_erase(type="EMAIL", address="proof@example.com", context=STAFF)
 
     with pytest.raises(DatabaseError, match="Cannot update or delete rows"):
         raw("UPDATE consents_consentevent SET address = 'x' WHERE id = %s", event.id)
 
-    assert ConsentEvent.objects.get().address == "erased-1"
+    assert ConsentEvent.objects.get(id=event.id).address == erased_address("proof@example.com")

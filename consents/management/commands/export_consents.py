@@ -42,7 +42,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, path: str, **options: Any) -> None:
         file_format = format_from(path, options["format"], FORMATS)
-        consents = MarketingConsent.objects.order_by("type", "address")
+        consents = MarketingConsent.objects.not_erased().order_by("type", "address")
         if options["state"]:
             consents = consents.filter(state=options["state"])
         if options["type"]:

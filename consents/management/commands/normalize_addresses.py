@@ -30,7 +30,7 @@ class Command(BulkCommand):
             counts=("consents read", "moved", "merged"),
             locator="consent",
             columns=("type", "address"),
-            total=MarketingConsent.objects.count(),
+            total=MarketingConsent.objects.not_erased().count(),
             unit=" consents",
         )
         # A dry run is the real run rolled back: a merge depends on the moves before it.
@@ -44,7 +44,7 @@ class Command(BulkCommand):
         context = self.ledger_context()
         last_id = None
         while True:
-            page = MarketingConsent.objects.order_by("id")
+            page = MarketingConsent.objects.not_erased().order_by("id")
             if last_id is not None:
                 page = page.filter(id__gt=last_id)
             batch = list(page.values_list("id", "type", "address")[:batch_size])
