@@ -59,8 +59,9 @@ class RevokeActivitySerializer(ContractSerializer):
     source = serializers.ChoiceField(
         choices=RevokeSource.choices, default=RevokeSource.UNKNOWN_SOURCE
     )
+    # The platform's clients send `null` for an activity without a description.
     description = serializers.CharField(
-        allow_blank=True, default="", max_length=1000, trim_whitespace=False
+        allow_blank=True, allow_null=True, default="", max_length=1000, trim_whitespace=False
     )
     updatedDate = ApiDateTimeField(required=False, allow_null=True, default=None)
 
@@ -68,7 +69,7 @@ class RevokeActivitySerializer(ContractSerializer):
         extra = {"opt_in_level": data["optInLevel"]} if "optInLevel" in data else {}
         return self.activity(
             source=data["source"],
-            description=data["description"],
+            description=data["description"] or "",
             updated_date=data["updatedDate"],
             **extra,
         )
@@ -167,17 +168,10 @@ class MarketingConsentInputSerializer(ConsentFieldsSerializer):
 
 
 class CreateConsentInputSerializer(MarketingConsentInputSerializer):
-    """Create always makes a CONFIRMED consent: the state may be left out."""
+    """Create always makes a CONFIRMED consent, as the platform documents: a `state` sent is
+    ignored."""
 
-    state = serializers.ChoiceField(choices=ConsentState.choices, default=ConsentState.CONFIRMED)
-
-    def validate_state(self, state: str) -> str:
-        if state != ConsentState.CONFIRMED:
-            raise serializers.ValidationError(
-                "Create makes a CONFIRMED consent; use upsert for other states.",
-                code="INVALID_ENUM_VALUE",
-            )
-        return state
+    state = serializers.HiddenField(default=ConsentState.CONFIRMED)
 
 
 def unwrapped(data: Any) -> Any:
@@ -277,9 +271,17 @@ class GetByQuerySerializer(ContractSerializer):
 # --- output ------------------------------------------------------------------------------------
 
 
+def activity_body(source: str, description: str, date: Any, **extra: str) -> dict[str, Any]:
+    """An activity as the API shows it; one stored without a description has none."""
+    body: dict[str, Any] = {"source": source}
+    if description:
+        body["description"] = description
+    return {**body, "updatedDate": format_date(date), **extra}
+
+
 class ActivityOutputSerializer(serializers.Serializer):
     source = serializers.CharField()
-    description = serializers.CharField()
+    description = serializers.CharField(required=False)
     updatedDate = serializers.CharField()
     optInLevel = serializers.CharField(required=False)
 
@@ -315,18 +317,16 @@ class MarketingConsentSerializer(serializers.Serializer):
             "state": consent.state,
         }
         if consent.confirmation_date is not None:
-            body["lastConfirmationActivity"] = {
-                "source": consent.confirmation_source,
-                "description": consent.confirmation_description,
-                "updatedDate": format_date(consent.confirmation_date),
-                "optInLevel": consent.confirmation_opt_in_level,
-            }
+            body["lastConfirmationActivity"] = activity_body(
+                consent.confirmation_source,
+                consent.confirmation_description,
+                consent.confirmation_date,
+                optInLevel=consent.confirmation_opt_in_level,
+            )
         if consent.revoke_date is not None:
-            body["lastRevokeActivity"] = {
-                "source": consent.revoke_source,
-                "description": consent.revoke_description,
-                "updatedDate": format_date(consent.revoke_date),
-            }
+            body["lastRevokeActivity"] = activity_body(
+                consent.revoke_source, consent.revoke_description, consent.revoke_date
+            )
         body["extendedFields"] = consent.extended_fields
         body["createdDate"] = format_date(consent.created_date)
         body["updatedDate"] = format_date(consent.updated_date)
@@ -350,7 +350,9 @@ class ConsentResponseSerializer(serializers.Serializer):
 class EligibilitySerializer(serializers.Serializer):
     granted = serializers.BooleanField()
     reason = serializers.CharField()
-    revokeConfirmationLink = LinkSerializer(required=False)
+    revokeConfirmationLink = serializers.URLField(
+        required=False, help_text="The unsubscribe URL of a CONFIRMED consent."
+    )
 
 
 class GetByResponseSerializer(serializers.Serializer):
@@ -396,17 +398,13 @@ class QueryResponseSerializer(serializers.Serializer):
     pagingMetadata = PagingMetadataSerializer()
 
 
-class BulkItemErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    description = serializers.CharField()
-    validationError = serializers.DictField(required=False)
-
-
 class BulkItemResultSerializer(serializers.Serializer):
     originalIndex = serializers.IntegerField()
     marketingConsent = MarketingConsentSerializer(required=False)
     link = LinkSerializer(required=False)
-    error = BulkItemErrorSerializer(required=False)
+    error = serializers.CharField(
+        required=False, help_text="Why the item failed: each bad field's path and message."
+    )
 
 
 class BulkMetadataSerializer(serializers.Serializer):

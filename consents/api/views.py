@@ -178,7 +178,8 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
             "reason": eligibility.reason,
         }
         if consent is not None and consent.state == ConsentState.CONFIRMED:
-            answer["communicationEligibility"]["revokeConfirmationLink"] = consent_link(consent)
+            link = consent_link(consent)
+            answer["communicationEligibility"]["revokeConfirmationLink"] = link["url"]
         return Response(answer)
 
     @operation(
@@ -324,12 +325,6 @@ def bulk_result(
 
 
 def bulk_failure(index: int, violations: list[dict[str, str]]) -> dict[str, Any]:
-    body = consent_validation_body(violations)
-    return {
-        "originalIndex": index,
-        "error": {
-            "code": "INVALID_ARGUMENT",
-            "description": body["message"],
-            **body["details"],
-        },
-    }
+    """A failed item: the platform's clients read `error` as a string (each field's path and
+    message, as in the message of a 400)."""
+    return {"originalIndex": index, "error": consent_validation_body(violations)["message"]}
