@@ -5,9 +5,11 @@ Input accepts camelCase and the snake_case spellings the source's own example us
 string, dates ISO-8601 UTC with milliseconds and `Z`.
 """
 
+import json
 import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from consents.addresses import normalize_address
@@ -25,6 +27,8 @@ from consents.models import (
 )
 
 MAX_BULK_ITEMS = 500
+MAX_EXTENDED_FIELDS_DEPTH = 10
+MAX_EXTENDED_FIELDS_BYTES = 16 * 1024
 UPDATABLE_PATHS = ("state", "lastConfirmationActivity", "lastRevokeActivity", "extendedFields")
 
 
@@ -107,13 +111,72 @@ class DetailsSerializer(ContractSerializer):
         return {"type": attrs["type"], "address": address}
 
 
-class ExtendedFieldsField(serializers.DictField):
-    """`{"namespaces": {...}}`, stored as sent."""
+def validate_extended_fields_shape(value: Any) -> None:
+    """The platform's shape, `{"namespaces": {NAME: {...}}}` (or `{}`), within
+    MAX_EXTENDED_FIELDS_DEPTH levels and MAX_EXTENDED_FIELDS_BYTES of JSON. Raises a
+    ValidationError at the path of the first fault."""
+    if not isinstance(value, dict):
+        raise serializers.ValidationError(
+            'Expected an object: {"namespaces": {NAME: {...}}}.', code="FORMAT"
+        )
+    unknown = sorted(key for key in value if key != "namespaces")
+    if unknown:
+        raise serializers.ValidationError(
+            {unknown[0]: [serializers.ErrorDetail("Only namespaces may be set.", "FORMAT")]}
+        )
+    namespaces = value.get("namespaces", {})
+    if not isinstance(namespaces, dict):
+        raise serializers.ValidationError(
+            {"namespaces": [serializers.ErrorDetail("Expected an object.", "FORMAT")]}
+        )
+    for name, fields in namespaces.items():
+        if not name:
+            raise serializers.ValidationError(
+                {"namespaces": [serializers.ErrorDetail("A namespace needs a name.", "FORMAT")]}
+            )
+        if not isinstance(fields, dict):
+            message = "Expected an object of fields."
+            raise serializers.ValidationError(
+                {"namespaces": {name: [serializers.ErrorDetail(message, "FORMAT")]}}
+            )
+    # Depth first, walked without recursion, so that the size is then measured safely.
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_EXTENDED_FIELDS_DEPTH:
+            raise serializers.ValidationError(
+                f"Nested more than {MAX_EXTENDED_FIELDS_DEPTH} levels deep.", code="INVALID_VALUE"
+            )
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_EXTENDED_FIELDS_BYTES:
+        raise serializers.ValidationError(
+            f"Larger than {MAX_EXTENDED_FIELDS_BYTES} bytes of JSON.", code="INVALID_VALUE"
+        )
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        value = super().to_internal_value(data)
-        if "namespaces" in value and not isinstance(value["namespaces"], dict):
-            raise serializers.ValidationError("namespaces must be an object.", code="FORMAT")
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "namespaces": {
+                "type": "object",
+                "additionalProperties": {"type": "object", "additionalProperties": True},
+            }
+        },
+        "additionalProperties": False,
+    }
+)
+class ExtendedFieldsField(serializers.Field):
+    """`{"namespaces": {NAME: {...}}}`, stored as sent."""
+
+    default_validators = [validate_extended_fields_shape]
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
         return value
 
 
@@ -301,7 +364,7 @@ class MarketingConsentSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=ConsentState.choices)
     lastConfirmationActivity = ActivityOutputSerializer(required=False)
     lastRevokeActivity = ActivityOutputSerializer(required=False)
-    extendedFields = serializers.DictField()
+    extendedFields = ExtendedFieldsField()
     createdDate = serializers.CharField()
     updatedDate = serializers.CharField()
 
