@@ -435,7 +435,12 @@ class SortingSerializer(serializers.Serializer):
 
 class QuerySerializer(serializers.Serializer):
     filter = serializers.DictField(required=False)
-    sort = SortingSerializer(many=True, required=False)
+    sort = SortingSerializer(
+        many=True,
+        required=False,
+        max_length=2,
+        help_text="Up to both sortable fields, in order, each with its own order; ties by id.",
+    )
     cursorPaging = CursorPagingSerializer(required=False)
 
 
