@@ -166,7 +166,16 @@ GET_PREFERENCES = _operation(
         "`lastStatusUpdateSource` is `CUX` (member API), `CONSOLE` (admin or command) or `ESP` "
         "(consent API or a confirmation/unsubscribe link)."
     ),
-    parameters=[CORRELATION_ID_PATH],
+    parameters=[
+        CORRELATION_ID_PATH,
+        OpenApiParameter(
+            "channels",
+            OpenApiTypes.STR,
+            OpenApiParameter.QUERY,
+            description="The channels to return, comma-separated: `EMAIL`, `SMS` (default both).",
+            examples=[OpenApiExample("Email only", value="EMAIL")],
+        ),
+    ],
     request=None,
     responses={
         200: OpenApiResponse(
@@ -187,6 +196,12 @@ GET_PREFERENCES = _operation(
                 ),
             ],
         ),
-        **_errors(API_KEY, SESSION, METHOD, THROTTLED),
+        **_errors(
+            (400, "Invalid channel", s.INVALID_CHANNEL.format(channels="PUSH")),
+            API_KEY,
+            SESSION,
+            METHOD,
+            THROTTLED,
+        ),
     },
 )

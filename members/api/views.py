@@ -32,6 +32,7 @@ from members.api.serializers import (
     MarketingSubscriptionSerializer,
     MemberIdentifierSerializer,
     MessageSerializer,
+    PreferencesQuerySerializer,
     SessionSerializer,
     SessionStartSerializer,
     is_correlation_id,
@@ -157,4 +158,7 @@ class MarketingPreferencesViewSet(SessionBoundViewSet):
     def retrieve(self, request: Request, correlation_id: str) -> Response:
         """The member's email and SMS preferences as the ledger holds them."""
         member = self.get_object().member
-        return Response(MarketingPreferencesSerializer(marketing_preferences(member)).data)
+        query = PreferencesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        preferences = marketing_preferences(member, query.validated_data["channels"])
+        return Response(MarketingPreferencesSerializer(preferences).data)

@@ -1,6 +1,7 @@
 """POST /marketing-consent/v1/marketing-consent/query: filters, sort and cursor paging."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -245,7 +246,7 @@ def test_sort_by_two_fields_each_with_its_order_pages_exactly(api_client, limit)
 
     assert seen == expected
     # And back: each prev cursor gives the page before it.
-    for before, page in zip(pages, pages[1:], strict=False):
+    for before, page in pairwise(pages):
         cursor = page["pagingMetadata"]["cursors"]["prev"]
         back = query(api_client, {"query": {"cursorPaging": {"limit": limit, "cursor": cursor}}})
         assert addresses_of(back.json()) == addresses_of(before)
