@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before WhiteNoise's and staticfiles' runserver: its own runserver wraps theirs.
+    "consentsite",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",

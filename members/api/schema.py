@@ -32,8 +32,8 @@ THROTTLED = (429, "Throttled", "Request was throttled. Expected available in 60 
 BODY_ERRORS = (
     (400, "Malformed JSON", "Request body is not valid JSON."),
     (400, "Body not a JSON object", s.BODY_NOT_OBJECT),
-    (400, "Wrong content type", "Content-Type must be application/json."),
     (413, "Body too large", "The request body is larger than 1048576 bytes."),
+    (415, "Wrong content type", s.CONTENT_TYPE_NOT_JSON),
     (415, "Unsupported content encoding", "Content-Encoding 'gzip' is not supported."),
 )
 

@@ -30,6 +30,7 @@ from members.preferences import (
     MemberChannel,
 )
 
+CONTENT_TYPE_NOT_JSON = "Content-Type must be application/json."
 BODY_NOT_OBJECT = "Request body must be a JSON object."
 INVALID_CHANNEL = "Invalid communication channel present in the request: {channels}."
 CHANNELS_EMPTY = "channels must name EMAIL, SMS or both."

@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.exceptions import AuthenticationFailed, ParseError
@@ -22,9 +21,10 @@ from rest_framework.response import Response
 from consents.ledger import ChangeContext
 from consents.models import Door
 from consentsite.api_errors import MEMBER, ApiError
-from consentsite.apiviews import ContractApiMixin
+from consentsite.apiviews import ContractApiMixin, is_read_as_json
 from members.api import schema
 from members.api.serializers import (
+    CONTENT_TYPE_NOT_JSON,
     SESSION_CONFLICT,
     SESSION_INVALID,
     SUBSCRIPTION_UPDATED,
@@ -42,12 +42,6 @@ from members.models import IdentifierType, MemberSession
 from members.preferences import marketing_preferences, set_marketing_preferences
 
 
-def is_json_media_type(media_type: str) -> bool:
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
-
-
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON.")
 
@@ -61,8 +55,9 @@ class MemberApiMixin(ContractApiMixin):
     def json_body(self) -> Any:
         """The request body as a JSON value, or a 400 in the member envelope.
 
-        An empty body is an empty object, and a body sent without a content type is read as
-        JSON (rather than told that its preferences are missing). The value may be any JSON
+        An empty body is an empty object; a body is read as JSON when `is_read_as_json` says so
+        (no content type, or curl's default form type, rather than telling the caller that its
+        preferences are missing), and any other type is a 415. The value may be any JSON
         value: whether it is an object is the serializer's first check, so that every fault is
         reported in the contract's order.
         """
@@ -73,9 +68,8 @@ class MemberApiMixin(ContractApiMixin):
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise ApiError(415, f"Content-Encoding {encoding!r} is not supported.")
-        media_type, _ = parse_header_parameters(request.content_type or "")
-        if media_type and not is_json_media_type(media_type):
-            raise ParseError("Content-Type must be application/json.")
+        if not is_read_as_json(request.content_type):
+            raise ApiError(415, CONTENT_TYPE_NOT_JSON)
         try:
             return json.loads(raw, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:

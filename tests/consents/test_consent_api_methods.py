@@ -333,13 +333,40 @@ def test_a_body_that_is_not_an_object_is_400(upsert):
     assert "validationError" in response.json()["details"]
 
 
-def test_a_wrong_content_type_is_415(api_client):
-    response = api_client.post(f"{CONSENTS}/upsert", "state=CONFIRMED", content_type="text/plain")
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data", "application/xml"])
+def test_a_wrong_content_type_is_415(api_client, content_type):
+    body = '{"details": {"type": "EMAIL", "email": "a@example.com"}, "state": "NEVER_CONFIRMED"}'
+
+    response = api_client.post(f"{CONSENTS}/upsert", body, content_type=content_type)
 
     assert response.status_code == 415
     assert response.json() == application_error(
-        'Unsupported media type "text/plain" in request.', "UNSUPPORTED_MEDIA_TYPE"
+        f'Unsupported media type "{content_type}" in request.', "UNSUPPORTED_MEDIA_TYPE"
     )
+    assert not MarketingConsent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "content_type", ["", "application/x-www-form-urlencoded", "application/merge-patch+json"]
+)
+def test_a_json_body_without_a_json_content_type_is_read_as_json(api_client, content_type):
+    body = '{"details": {"type": "EMAIL", "email": "a@example.com"}, "state": "NEVER_CONFIRMED"}'
+
+    response = api_client.generic("POST", f"{CONSENTS}/upsert", body, content_type=content_type)
+
+    assert response.status_code == 200
+    assert response.json()["marketingConsent"]["state"] == "NEVER_CONFIRMED"
+
+
+def test_a_form_typed_body_that_is_not_json_is_a_400(api_client):
+    response = api_client.post(
+        f"{CONSENTS}/upsert", "state=CONFIRMED", content_type="application/x-www-form-urlencoded"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["details"]["applicationError"]["code"] == "INVALID_ARGUMENT"
+    assert response.json()["message"].startswith("JSON parse error")
+    assert not MarketingConsent.objects.exists()
 
 
 def test_a_wrong_method_is_405(api_client):

@@ -249,7 +249,9 @@ def test_any_bytes_get_the_success_or_an_envelope(
 ) -> None:
     response = api_client.generic("PUT", SUBSCRIPTION, raw, content_type)
 
-    assert response.status_code in (200, 400)
+    # A body of a wrong content type is refused (415) before it is read; an empty one is `{}`.
+    wrong_type = content_type == "text/x" and raw.strip()
+    assert response.status_code in ((415,) if wrong_type else (200, 400))
     assert response.status_code == 200 or set(response.json()) == ENVELOPE_KEYS
 
 
