@@ -35,7 +35,7 @@ $(SDK_INSTALLED): tests/package.json tests/package-lock.json
 ## Set up and run the whole test suite (DATABASE_URL picks the database; SQLite by default).
 ## Without Node.js the consent API's SDK test is skipped (CI requires it).
 test: install
-	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(SDK_INSTALLED); \
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) -s --no-print-directory $(SDK_INSTALLED); \
 	else echo "Node.js (npm) not found: the consent API's SDK test will be skipped."; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
