@@ -53,7 +53,7 @@ class MemberApiMixin(ContractApiMixin):
     api_error_style = MEMBER
 
     def json_body(self) -> Any:
-        """The request body as a JSON value, or a 400 in the member envelope.
+        """The request body as a JSON value, or an error (400, 415) in the member envelope.
 
         An empty body is an empty object; a body is read as JSON when `is_read_as_json` says so
         (no content type, or curl's default form type, rather than telling the caller that its
