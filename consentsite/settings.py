@@ -180,7 +180,9 @@ SPECTACULAR_SETTINGS = {
 # CORS: browsers may call the member API (its routes are client routes) from the origins of
 # MEMBER_API_CORS_ALLOWED_ORIGINS (`*`: any); the consent API and the admin stay same-origin.
 CORS_URLS_REGEX = r"^/client/"
-MEMBER_API_CORS_ALLOWED_ORIGINS = env.list("MEMBER_API_CORS_ALLOWED_ORIGINS", default=["*"])
+MEMBER_API_CORS_ALLOWED_ORIGINS = [
+    origin.strip() for origin in env.list("MEMBER_API_CORS_ALLOWED_ORIGINS", default=["*"])
+]
 CORS_ALLOW_ALL_ORIGINS = "*" in MEMBER_API_CORS_ALLOWED_ORIGINS
 CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else MEMBER_API_CORS_ALLOWED_ORIGINS
 CORS_ALLOW_METHODS = ["GET", "POST", "PUT"]

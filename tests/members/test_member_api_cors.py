@@ -119,7 +119,7 @@ def test_with_listed_origins_only_those_are_allowed(origin: str, allowed: bool) 
         (None, "True []"),
         ("*", "True []"),
         (
-            "https://shop.example,https://app.example",
+            "https://shop.example, https://app.example",
             "False ['https://shop.example', 'https://app.example']",
         ),
     ],
