@@ -246,19 +246,22 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
         responses={200: contract.QueryResponseSerializer, **errors()},
         examples=[
             OpenApiExample(
-                "Confirmed email consents, newest first",
+                "Confirmed email consents by creation day, last updated first",
                 value={
                     "query": {
                         "filter": {"state": "CONFIRMED", "details.email": {"$exists": True}},
-                        "sort": [{"fieldName": "updatedDate", "order": "DESC"}],
+                        "sort": [
+                            {"fieldName": "createdDate", "order": "ASC"},
+                            {"fieldName": "updatedDate", "order": "DESC"},
+                        ],
                         "cursorPaging": {"limit": 50},
                     }
                 },
                 request_only=True,
             )
         ],
-        description="Filter, sort and page consents. A follow-up page sends only "
-        "`cursorPaging: {limit, cursor}`.",
+        description="Filter, sort (by one field or both, each with its own order) and page "
+        "consents. A follow-up page sends only `cursorPaging: {limit, cursor}`.",
     )
     def query(self, request: Request) -> Response:
         page = run_query(request.data)
