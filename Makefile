@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+SDK_INSTALLED := tests/node_modules/.package-lock.json
 
 .PHONY: install run test lint format migrate
 
@@ -27,8 +28,15 @@ run: migrate
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
+# The source platform's JS SDK, a client in the consent API's SDK test (versions in tests/).
+$(SDK_INSTALLED): tests/package.json tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund --loglevel=error
+
 ## Set up and run the whole test suite (DATABASE_URL picks the database; SQLite by default).
+## Without Node.js the consent API's SDK test is skipped (CI requires it).
 test: install
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) -s --no-print-directory $(SDK_INSTALLED); \
+	else echo "Node.js (npm) not found: the consent API's SDK test will be skipped."; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

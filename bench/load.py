@@ -90,7 +90,7 @@ def main() -> None:
 
     server = subprocess.Popen(
         [
-            PYTHON, "-m", "gunicorn", "consentsite.wsgi",
+            PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "consentsite.wsgi",
             "--workers", str(args.workers),
             "--threads", str(args.threads),
             "--bind", f"127.0.0.1:{args.port}",

@@ -44,8 +44,11 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before WhiteNoise's and staticfiles' runserver: its own runserver wraps theirs.
+    "consentsite",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
@@ -60,6 +63,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "consentsite.middleware.RequestLogMiddleware",
     "consentsite.middleware.MemberApiHeadersMiddleware",
+    # Around the guards, so that their answers (413, replays) carry CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "consentsite.middleware.ApiRequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -214,6 +219,35 @@ SPECTACULAR_SETTINGS = {
         "LinkTypeEnum": ["CONFIRMATION", "REVOKE_CONFIRMATION"],
     },
 }
+
+# CORS: browsers may call the member API (its routes are client routes) from the origins of
+# MEMBER_API_CORS_ALLOWED_ORIGINS (`*`: any); the consent API and the admin stay same-origin.
+CORS_URLS_REGEX = r"^/client/"
+MEMBER_API_CORS_ALLOWED_ORIGINS = [
+    origin.strip() for origin in env.list("MEMBER_API_CORS_ALLOWED_ORIGINS", default=["*"])
+]
+CORS_ALLOW_ALL_ORIGINS = "*" in MEMBER_API_CORS_ALLOWED_ORIGINS
+CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else MEMBER_API_CORS_ALLOWED_ORIGINS
+CORS_ALLOW_METHODS = ["GET", "POST", "PUT"]
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "mck-correlationid",
+    "mck_correlationid",
+    "x-identifier-type",
+    "x-request-id",
+]
+CORS_EXPOSE_HEADERS = [
+    "MCK-APPID",
+    "MCK-MSGID",
+    "MCK-MSGTIMESTAMP",
+    "MCK_CORRELATIONID",
+    "X-Request-ID",
+    "Retry-After",
+    "Idempotent-Replayed",
+]
 
 # Domain settings.
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")

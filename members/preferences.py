@@ -146,11 +146,13 @@ class TopicStatus:
     last_status_update_source: str | None = None
 
 
-def marketing_preferences(member: Member) -> dict[str, dict[str, TopicStatus]]:
-    """The status of each of the member's topics, read from the ledger in one query:
-    `{"EMAIL": {"LOYALTY": TopicStatus}, "SMS": {"<shortcode>": TopicStatus}}`."""
+def marketing_preferences(
+    member: Member, channels: tuple[MemberChannel, ...] = CHANNELS
+) -> dict[str, dict[str, TopicStatus]]:
+    """The status of each of the member's topics on `channels`, read from the ledger in one
+    query: `{"EMAIL": {"LOYALTY": TopicStatus}, "SMS": {"<shortcode>": TopicStatus}}`."""
     lookups = []
-    for channel in CHANNELS:
+    for channel in channels:
         try:
             address = channel.address(member)
         except InvalidAddress:
@@ -171,7 +173,7 @@ def marketing_preferences(member: Member) -> dict[str, dict[str, TopicStatus]]:
         }
     return {
         channel.label: {channel.topic: _topic_status(consents.get(channel.consent_type))}
-        for channel in CHANNELS
+        for channel in channels
     }
 
 

@@ -232,15 +232,7 @@ def test_one_bad_item_in_a_bulk_upsert_never_fails_the_others(api_client):
     assert [result["originalIndex"] for result in results] == [0, 1, 2]
     assert results[1] == {
         "originalIndex": 1,
-        "error": {
-            "code": "INVALID_ARGUMENT",
-            "description": f"extendedFields: {UNSTORABLE}",
-            "validationError": {
-                "fieldViolations": [
-                    {"field": "extendedFields", "description": UNSTORABLE, "violatedRule": "FORMAT"}
-                ]
-            },
-        },
+        "error": f"extendedFields: {UNSTORABLE}",
     }
     assert response.json()["metadata"] == {"totalSuccess": 2, "totalFailure": 1}
     assert dict(MarketingConsent.objects.values_list("address", "extended_fields")) == {

@@ -151,35 +151,49 @@ def parse_date(value: Any, path: str) -> datetime:
 
 
 @dataclass(frozen=True)
-class Sort:
-    field: str | None  # None: by id
+class SortKey:
+    column: str
     descending: bool
 
     @property
-    def column(self) -> str:
-        return SORTABLE[self.field] if self.field else "id"
+    def ordering(self) -> str:
+        return f"-{self.column}" if self.descending else self.column
+
+
+@dataclass(frozen=True)
+class Sort:
+    """The sorted fields in order, then the id, which breaks ties in the last field's order."""
+
+    keys: tuple[SortKey, ...]
 
     @property
     def ordering(self) -> list[str]:
-        sign = "-" if self.descending else ""
-        return [f"{sign}{self.column}", f"{sign}id"] if self.field else [f"{sign}id"]
+        return [key.ordering for key in self.keys]
 
 
 def parse_sort(sort: Any) -> Sort:
     if sort in (None, []):
-        return Sort(field=None, descending=False)
-    if not isinstance(sort, list) or len(sort) != 1 or not isinstance(sort[0], dict):
-        raise refuse("query.sort", "Sort by one field: [{fieldName, order}].")
-    field, order = sort[0].get("fieldName"), sort[0].get("order", "ASC")
-    if not isinstance(field, str) or field not in SORTABLE:
+        return Sort(keys=(SortKey("id", descending=False),))
+    if not isinstance(sort, list) or len(sort) > len(SORTABLE):
         raise refuse(
-            "query.sort[0].fieldName",
-            f"Sortable: {', '.join(SORTABLE)}.",
-            "INVALID_ENUM_VALUE",
+            "query.sort", f"Sort by up to {len(SORTABLE)} fields: [{{fieldName, order}}, ...]."
         )
-    if order not in ("ASC", "DESC"):
-        raise refuse("query.sort[0].order", "ASC or DESC.", "INVALID_ENUM_VALUE")
-    return Sort(field=field, descending=order == "DESC")
+    keys: list[SortKey] = []
+    for index, item in enumerate(sort):
+        path = f"query.sort[{index}]"
+        if not isinstance(item, dict):
+            raise refuse(path, "A sort is {fieldName, order}.")
+        field, order = item.get("fieldName"), item.get("order", "ASC")
+        if not isinstance(field, str) or field not in SORTABLE:
+            raise refuse(
+                f"{path}.fieldName", f"Sortable: {', '.join(SORTABLE)}.", "INVALID_ENUM_VALUE"
+            )
+        if any(key.column == SORTABLE[field] for key in keys):
+            raise refuse(f"{path}.fieldName", f"{field} is sorted on already.", "INVALID_VALUE")
+        if order not in ("ASC", "DESC"):
+            raise refuse(f"{path}.order", "ASC or DESC.", "INVALID_ENUM_VALUE")
+        keys.append(SortKey(SORTABLE[field], descending=order == "DESC"))
+    return Sort(keys=(*keys, SortKey("id", descending=keys[-1].descending)))
 
 
 @dataclass(frozen=True)
@@ -245,24 +259,29 @@ def _flip(ordering: str) -> str:
 
 
 def _beyond(sort: Sort, after: list[Any], backwards: bool) -> Q:
-    """Rows strictly after (or, paging back, before) the cursor's row in the sort order."""
-    forward = not sort.descending if not backwards else sort.descending
-    op = "gt" if forward else "lt"
-    last_id = UUID(after[1])
-    if sort.field is None:
-        return Q(**{f"id__{op}": last_id})
-    value = parse_date(after[0], "query.cursorPaging.cursor")
-    return Q(**{f"{sort.column}__{op}": value}) | Q(**{sort.column: value, f"id__{op}": last_id})
+    """Rows strictly after (or, paging back, before) the cursor's row in the sort order: greater
+    in the first key, or equal in it and greater in the next, and so on."""
+    # A cursor holds one value per key; one made by id alone may carry an unused leading None.
+    values = after[-len(sort.keys) :]
+    beyond, equal_so_far = Q(), Q()
+    for key, raw in zip(sort.keys, values, strict=True):
+        value = UUID(raw) if key.column == "id" else parse_date(raw, "query.cursorPaging.cursor")
+        op = "lt" if key.descending != backwards else "gt"
+        beyond |= equal_so_far & Q(**{f"{key.column}__{op}": value})
+        equal_so_far &= Q(**{key.column: value})
+    return beyond
 
 
 def make_cursor(
     document: Any, sort_document: Any, sort: Sort, consent: MarketingConsent, direction: str
 ) -> str:
-    value = getattr(consent, sort.column)
     payload = {
         "filter": document,
         "sort": sort_document,
-        "after": [value.isoformat() if sort.field else None, str(consent.id)],
+        "after": [
+            str(consent.id) if key.column == "id" else getattr(consent, key.column).isoformat()
+            for key in sort.keys
+        ],
         "direction": direction,
     }
     return signing.dumps(payload, salt=CURSOR_SALT, compress=True)
@@ -271,7 +290,7 @@ def make_cursor(
 def read_cursor(cursor: Any) -> dict[str, Any]:
     try:
         payload = signing.loads(cursor, salt=CURSOR_SALT)
-        UUID(payload["after"][1])
+        UUID(payload["after"][-1])
         if payload["direction"] not in ("next", "prev"):
             raise ValueError(payload["direction"])
     except (signing.BadSignature, TypeError, KeyError, IndexError, ValueError) as exc:

@@ -6,9 +6,11 @@ Input accepts camelCase and the snake_case spellings the source's own example us
 string, dates ISO-8601 UTC with milliseconds and `Z`.
 """
 
+import json
 import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from consents.addresses import normalize_address
@@ -26,6 +28,7 @@ from consents.models import (
 )
 
 MAX_BULK_ITEMS = 500
+MAX_EXTENDED_FIELDS_BYTES = 16 * 1024
 UPDATABLE_PATHS = ("state", "lastConfirmationActivity", "lastRevokeActivity", "extendedFields")
 
 
@@ -60,8 +63,9 @@ class RevokeActivitySerializer(ContractSerializer):
     source = serializers.ChoiceField(
         choices=RevokeSource.choices, default=RevokeSource.UNKNOWN_SOURCE
     )
+    # The platform's clients send `null` for an activity without a description.
     description = serializers.CharField(
-        allow_blank=True, default="", max_length=1000, trim_whitespace=False
+        allow_blank=True, allow_null=True, default="", max_length=1000, trim_whitespace=False
     )
     updatedDate = ApiDateTimeField(required=False, allow_null=True, default=None)
 
@@ -69,7 +73,7 @@ class RevokeActivitySerializer(ContractSerializer):
         extra = {"opt_in_level": data["optInLevel"]} if "optInLevel" in data else {}
         return self.activity(
             source=data["source"],
-            description=data["description"],
+            description=data["description"] or "",
             updated_date=data["updatedDate"],
             **extra,
         )
@@ -107,13 +111,63 @@ class DetailsSerializer(ContractSerializer):
         return {"type": attrs["type"], "address": address}
 
 
-class ExtendedFieldsField(serializers.DictField):
-    """`{"namespaces": {...}}`, stored as sent."""
+def validate_extended_fields_shape(value: Any) -> None:
+    """The platform's shape, `{"namespaces": {NAME: {...}}}` (or `{}`), within
+    MAX_EXTENDED_FIELDS_BYTES of JSON. Raises a ValidationError at the path of the first fault.
+    What can be stored (no NUL, no lone surrogate, bounded depth) is the ledger's rule."""
+    if not isinstance(value, dict):
+        raise serializers.ValidationError(
+            'Expected an object: {"namespaces": {NAME: {...}}}.', code="FORMAT"
+        )
+    unknown = sorted(key for key in value if key != "namespaces")
+    if unknown:
+        raise serializers.ValidationError(
+            {unknown[0]: [serializers.ErrorDetail("Only namespaces may be set.", "FORMAT")]}
+        )
+    namespaces = value.get("namespaces", {})
+    if not isinstance(namespaces, dict):
+        raise serializers.ValidationError(
+            {"namespaces": [serializers.ErrorDetail("Expected an object.", "FORMAT")]}
+        )
+    for name, fields in namespaces.items():
+        if not name:
+            raise serializers.ValidationError(
+                {"namespaces": [serializers.ErrorDetail("A namespace needs a name.", "FORMAT")]}
+            )
+        if not isinstance(fields, dict):
+            message = "Expected an object of fields."
+            raise serializers.ValidationError(
+                {"namespaces": {name: [serializers.ErrorDetail(message, "FORMAT")]}}
+            )
+    # Depth is bounded before parsing (MAX_JSON_DEPTH), so the size is measured safely.
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_EXTENDED_FIELDS_BYTES:
+        raise serializers.ValidationError(
+            f"Larger than {MAX_EXTENDED_FIELDS_BYTES} bytes of JSON.", code="INVALID_VALUE"
+        )
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        value = super().to_internal_value(data)
-        if "namespaces" in value and not isinstance(value["namespaces"], dict):
-            raise serializers.ValidationError("namespaces must be an object.", code="FORMAT")
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "namespaces": {
+                "type": "object",
+                "additionalProperties": {"type": "object", "additionalProperties": True},
+            }
+        },
+        "additionalProperties": False,
+    }
+)
+class ExtendedFieldsField(serializers.Field):
+    """`{"namespaces": {NAME: {...}}}`, stored as sent."""
+
+    default_validators = [validate_extended_fields_shape]
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
         return value
 
 
@@ -168,17 +222,10 @@ class MarketingConsentInputSerializer(ConsentFieldsSerializer):
 
 
 class CreateConsentInputSerializer(MarketingConsentInputSerializer):
-    """Create always makes a CONFIRMED consent: the state may be left out."""
+    """Create always makes a CONFIRMED consent, as the platform documents: a `state` sent is
+    ignored."""
 
-    state = serializers.ChoiceField(choices=ConsentState.choices, default=ConsentState.CONFIRMED)
-
-    def validate_state(self, state: str) -> str:
-        if state != ConsentState.CONFIRMED:
-            raise serializers.ValidationError(
-                "Create makes a CONFIRMED consent; use upsert for other states.",
-                code="INVALID_ENUM_VALUE",
-            )
-        return state
+    state = serializers.HiddenField(default=ConsentState.CONFIRMED)
 
 
 def unwrapped(data: Any) -> Any:
@@ -278,9 +325,17 @@ class GetByQuerySerializer(ContractSerializer):
 # --- output ------------------------------------------------------------------------------------
 
 
+def activity_body(source: str, description: str, date: Any, **extra: str) -> dict[str, Any]:
+    """An activity as the API shows it; one stored without a description has none."""
+    body: dict[str, Any] = {"source": source}
+    if description:
+        body["description"] = description
+    return {**body, "updatedDate": format_date(date), **extra}
+
+
 class ActivityOutputSerializer(serializers.Serializer):
     source = serializers.CharField()
-    description = serializers.CharField()
+    description = serializers.CharField(required=False)
     updatedDate = serializers.CharField()
     optInLevel = serializers.CharField(required=False)
 
@@ -300,7 +355,7 @@ class MarketingConsentSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=ConsentState.choices)
     lastConfirmationActivity = ActivityOutputSerializer(required=False)
     lastRevokeActivity = ActivityOutputSerializer(required=False)
-    extendedFields = serializers.DictField()
+    extendedFields = ExtendedFieldsField()
     createdDate = serializers.CharField()
     updatedDate = serializers.CharField()
 
@@ -316,18 +371,16 @@ class MarketingConsentSerializer(serializers.Serializer):
             "state": consent.state,
         }
         if consent.confirmation_date is not None:
-            body["lastConfirmationActivity"] = {
-                "source": consent.confirmation_source,
-                "description": consent.confirmation_description,
-                "updatedDate": format_date(consent.confirmation_date),
-                "optInLevel": consent.confirmation_opt_in_level,
-            }
+            body["lastConfirmationActivity"] = activity_body(
+                consent.confirmation_source,
+                consent.confirmation_description,
+                consent.confirmation_date,
+                optInLevel=consent.confirmation_opt_in_level,
+            )
         if consent.revoke_date is not None:
-            body["lastRevokeActivity"] = {
-                "source": consent.revoke_source,
-                "description": consent.revoke_description,
-                "updatedDate": format_date(consent.revoke_date),
-            }
+            body["lastRevokeActivity"] = activity_body(
+                consent.revoke_source, consent.revoke_description, consent.revoke_date
+            )
         body["extendedFields"] = consent.extended_fields
         body["createdDate"] = format_date(consent.created_date)
         body["updatedDate"] = format_date(consent.updated_date)
@@ -351,7 +404,9 @@ class ConsentResponseSerializer(serializers.Serializer):
 class EligibilitySerializer(serializers.Serializer):
     granted = serializers.BooleanField()
     reason = serializers.CharField()
-    revokeConfirmationLink = LinkSerializer(required=False)
+    revokeConfirmationLink = serializers.URLField(
+        required=False, help_text="The unsubscribe URL of a CONFIRMED consent."
+    )
 
 
 class GetByResponseSerializer(serializers.Serializer):
@@ -371,7 +426,12 @@ class SortingSerializer(serializers.Serializer):
 
 class QuerySerializer(serializers.Serializer):
     filter = serializers.DictField(required=False)
-    sort = SortingSerializer(many=True, required=False)
+    sort = SortingSerializer(
+        many=True,
+        required=False,
+        max_length=2,
+        help_text="Up to both sortable fields, in order, each with its own order; ties by id.",
+    )
     cursorPaging = CursorPagingSerializer(required=False)
 
 
@@ -397,17 +457,13 @@ class QueryResponseSerializer(serializers.Serializer):
     pagingMetadata = PagingMetadataSerializer()
 
 
-class BulkItemErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    description = serializers.CharField()
-    validationError = serializers.DictField(required=False)
-
-
 class BulkItemResultSerializer(serializers.Serializer):
     originalIndex = serializers.IntegerField()
     marketingConsent = MarketingConsentSerializer(required=False)
     link = LinkSerializer(required=False)
-    error = BulkItemErrorSerializer(required=False)
+    error = serializers.CharField(
+        required=False, help_text="Why the item failed: each bad field's path and message."
+    )
 
 
 class BulkMetadataSerializer(serializers.Serializer):

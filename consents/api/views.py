@@ -180,7 +180,8 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
             "reason": eligibility.reason,
         }
         if consent is not None and consent.state == ConsentState.CONFIRMED:
-            answer["communicationEligibility"]["revokeConfirmationLink"] = consent_link(consent)
+            link = consent_link(consent)
+            answer["communicationEligibility"]["revokeConfirmationLink"] = link["url"]
         return Response(answer)
 
     @operation(
@@ -247,19 +248,22 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
         responses={200: contract.QueryResponseSerializer, **errors()},
         examples=[
             OpenApiExample(
-                "Confirmed email consents, newest first",
+                "Confirmed email consents by creation day, last updated first",
                 value={
                     "query": {
                         "filter": {"state": "CONFIRMED", "details.email": {"$exists": True}},
-                        "sort": [{"fieldName": "updatedDate", "order": "DESC"}],
+                        "sort": [
+                            {"fieldName": "createdDate", "order": "ASC"},
+                            {"fieldName": "updatedDate", "order": "DESC"},
+                        ],
                         "cursorPaging": {"limit": 50},
                     }
                 },
                 request_only=True,
             )
         ],
-        description="Filter, sort and page consents. A follow-up page sends only "
-        "`cursorPaging: {limit, cursor}`.",
+        description="Filter, sort (by one field or both, each with its own order) and page "
+        "consents. A follow-up page sends only `cursorPaging: {limit, cursor}`.",
     )
     def query(self, request: Request) -> Response:
         page = run_query(request.data)
@@ -326,12 +330,6 @@ def bulk_result(
 
 
 def bulk_failure(index: int, violations: list[dict[str, str]]) -> dict[str, Any]:
-    body = consent_validation_body(violations)
-    return {
-        "originalIndex": index,
-        "error": {
-            "code": "INVALID_ARGUMENT",
-            "description": body["message"],
-            **body["details"],
-        },
-    }
+    """A failed item: the platform's clients read `error` as a string (each field's path and
+    message, as in the message of a 400)."""
+    return {"originalIndex": index, "error": consent_validation_body(violations)["message"]}

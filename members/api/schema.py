@@ -32,8 +32,8 @@ THROTTLED = (429, "Throttled", "Request was throttled. Expected available in 60 
 BODY_ERRORS = (
     (400, "Malformed JSON", "Request body is not valid JSON."),
     (400, "Body not a JSON object", s.BODY_NOT_OBJECT),
-    (400, "Wrong content type", "Content-Type must be application/json."),
     (413, "Body too large", "The request body is larger than 1048576 bytes."),
+    (415, "Wrong content type", s.CONTENT_TYPE_NOT_JSON),
     (415, "Unsupported content encoding", "Content-Encoding 'gzip' is not supported."),
 )
 
@@ -166,7 +166,16 @@ GET_PREFERENCES = _operation(
         "`lastStatusUpdateSource` is `CUX` (member API), `CONSOLE` (admin or command) or `ESP` "
         "(consent API, a confirmation/unsubscribe link or an SMS keyword)."
     ),
-    parameters=[CORRELATION_ID_PATH],
+    parameters=[
+        CORRELATION_ID_PATH,
+        OpenApiParameter(
+            "channels",
+            OpenApiTypes.STR,
+            OpenApiParameter.QUERY,
+            description="The channels to return, comma-separated: `EMAIL`, `SMS` (default both).",
+            examples=[OpenApiExample("Email only", value="EMAIL")],
+        ),
+    ],
     request=None,
     responses={
         200: OpenApiResponse(
@@ -187,6 +196,12 @@ GET_PREFERENCES = _operation(
                 ),
             ],
         ),
-        **_errors(API_KEY, SESSION, METHOD, THROTTLED),
+        **_errors(
+            (400, "Invalid channel", s.INVALID_CHANNEL.format(channels="PUSH")),
+            API_KEY,
+            SESSION,
+            METHOD,
+            THROTTLED,
+        ),
     },
 )

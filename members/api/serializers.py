@@ -30,8 +30,10 @@ from members.preferences import (
     MemberChannel,
 )
 
+CONTENT_TYPE_NOT_JSON = "Content-Type must be application/json."
 BODY_NOT_OBJECT = "Request body must be a JSON object."
 INVALID_CHANNEL = "Invalid communication channel present in the request: {channels}."
+CHANNELS_EMPTY = "channels must name EMAIL, SMS or both."
 PREFERENCE_REQUIRED = "Either Email or SMS Preference is required."
 PREFERENCE_NOT_SENT = "Preference for {channel} is not sent in the request."
 INVALID_PREFERENCE = "Invalid preference option sent for {channel}."
@@ -218,6 +220,24 @@ class TopicStatusSerializer(serializers.Serializer):
         return {key: value for key, value in data.items() if value is not None}
 
 
+class PreferencesQuerySerializer(serializers.Serializer):
+    """`?channels=EMAIL,SMS`: the channels to return (all when left out), comma-separated or
+    repeated. Validated data: `{"channels": (MemberChannel, ...)}`."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if "channels" not in data:
+            return {"channels": CHANNELS}
+        names = [name.strip() for value in data.getlist("channels") for name in value.split(",")]
+        if not any(names):
+            raise body_error(CHANNELS_EMPTY)
+        by_label = {channel.label: channel for channel in CHANNELS}
+        unknown = [name for name in names if name.upper() not in by_label]
+        if unknown:
+            raise body_error(INVALID_CHANNEL.format(channels=", ".join(unknown)))
+        wanted = {name.upper() for name in names}
+        return {"channels": tuple(c for c in CHANNELS if c.label in wanted)}
+
+
 class EmailPreferencesSerializer(serializers.Serializer):
     LOYALTY = TopicStatusSerializer()
 
@@ -225,10 +245,20 @@ class EmailPreferencesSerializer(serializers.Serializer):
 class MarketingPreferencesSerializer(serializers.Serializer):
     """`{"EMAIL": {"LOYALTY": {...}}, "SMS": {"<default shortcode>": {...}}}`."""
 
-    EMAIL = EmailPreferencesSerializer()
+    EMAIL = EmailPreferencesSerializer(required=False)
     SMS = serializers.DictField(
-        child=TopicStatusSerializer(), help_text="Keyed by the default SMS shortcode."
+        child=TopicStatusSerializer(),
+        required=False,
+        help_text="Keyed by the default SMS shortcode.",
     )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        """Only the channels read (`?channels=`)."""
+        return {
+            name: field.to_representation(instance[name])
+            for name, field in self.fields.items()
+            if name in instance
+        }
 
 
 # --- errors (for the schema; the exception handler renders them) -------------------------------

@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.exceptions import AuthenticationFailed, ParseError
@@ -22,10 +21,11 @@ from rest_framework.response import Response
 from consents.ledger import ChangeContext
 from consents.models import Door
 from consentsite.api_errors import MEMBER, ApiError
-from consentsite.apiviews import ContractApiMixin
+from consentsite.apiviews import ContractApiMixin, is_read_as_json
 from consentsite.parsers import refuse_content_encoding, refuse_deep_json
 from members.api import schema
 from members.api.serializers import (
+    CONTENT_TYPE_NOT_JSON,
     SESSION_CONFLICT,
     SESSION_INVALID,
     SUBSCRIPTION_UPDATED,
@@ -33,6 +33,7 @@ from members.api.serializers import (
     MarketingSubscriptionSerializer,
     MemberIdentifierSerializer,
     MessageSerializer,
+    PreferencesQuerySerializer,
     SessionSerializer,
     SessionStartSerializer,
     is_correlation_id,
@@ -40,12 +41,6 @@ from members.api.serializers import (
 from members.exceptions import CorrelationIdInUse
 from members.models import IdentifierType, MemberSession
 from members.preferences import marketing_preferences, set_marketing_preferences
-
-
-def is_json_media_type(media_type: str) -> bool:
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
 
 
 def _refuse_constant(name: str) -> None:
@@ -59,10 +54,11 @@ class MemberApiMixin(ContractApiMixin):
     api_error_style = MEMBER
 
     def json_body(self) -> Any:
-        """The request body as a JSON value, or a 400 in the member envelope.
+        """The request body as a JSON value, or an error (400, 415) in the member envelope.
 
-        An empty body is an empty object, and a body sent without a content type is read as
-        JSON (rather than told that its preferences are missing). The value may be any JSON
+        An empty body is an empty object; a body is read as JSON when `is_read_as_json` says so
+        (no content type, or curl's default form type, rather than telling the caller that its
+        preferences are missing), and any other type is a 415. The value may be any JSON
         value: whether it is an object is the serializer's first check, so that every fault is
         reported in the contract's order.
         """
@@ -71,9 +67,8 @@ class MemberApiMixin(ContractApiMixin):
         if not raw.strip():
             return {}
         refuse_content_encoding(request)
-        media_type, _ = parse_header_parameters(request.content_type or "")
-        if media_type and not is_json_media_type(media_type):
-            raise ParseError("Content-Type must be application/json.")
+        if not is_read_as_json(request.content_type):
+            raise ApiError(415, CONTENT_TYPE_NOT_JSON)
         refuse_deep_json(raw)
         try:
             return json.loads(raw, parse_constant=_refuse_constant)
@@ -160,4 +155,7 @@ class MarketingPreferencesViewSet(SessionBoundViewSet):
     def retrieve(self, request: Request, correlation_id: str) -> Response:
         """The member's email and SMS preferences as the ledger holds them."""
         member = self.get_object().member
-        return Response(MarketingPreferencesSerializer(marketing_preferences(member)).data)
+        query = PreferencesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        preferences = marketing_preferences(member, query.validated_data["channels"])
+        return Response(MarketingPreferencesSerializer(preferences).data)

@@ -4,6 +4,7 @@ points where the source platform's own clients would break on a small difference
 import uuid
 
 import pytest
+from django.conf import settings
 
 from consents.models import ConsentEvent, MarketingConsent
 from tests.consents.conftest import API, application_error, confirmed, revoked, violation
@@ -58,16 +59,28 @@ def test_create_needs_a_confirmation_activity(api_client):
     )
 
 
-def test_create_refuses_another_state(api_client):
+@pytest.mark.parametrize("state", ["PENDING", "REVOKED", "UNKNOWN_STATE", "NO_SUCH_STATE", None])
+def test_create_ignores_the_state_sent_and_makes_a_confirmed_consent(api_client, state):
+    body = {**confirmed("n@example.com"), "state": state}
+
+    response = api_client.post(CONSENTS, {"marketingConsent": body}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["marketingConsent"]["state"] == "CONFIRMED"
+    assert MarketingConsent.objects.get().state == "CONFIRMED"
+
+
+def test_create_with_another_state_still_needs_a_confirmation_activity(api_client):
     response = api_client.post(
         CONSENTS, {"marketingConsent": revoked("n@example.com")}, format="json"
     )
 
-    [found] = response.json()["details"]["validationError"]["fieldViolations"]
-    assert (found["field"], found["violatedRule"]) == (
-        "marketingConsent.state",
-        "INVALID_ENUM_VALUE",
+    assert response.json() == violation(
+        "marketingConsent.lastConfirmationActivity",
+        "Required when the state is CONFIRMED.",
+        "REQUIRED_FIELD",
     )
+    assert not MarketingConsent.objects.exists()
 
 
 # --- get and get-by ----------------------------------------------------------------------------
@@ -320,13 +333,40 @@ def test_a_body_that_is_not_an_object_is_400(upsert):
     assert "validationError" in response.json()["details"]
 
 
-def test_a_wrong_content_type_is_415(api_client):
-    response = api_client.post(f"{CONSENTS}/upsert", "state=CONFIRMED", content_type="text/plain")
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data", "application/xml"])
+def test_a_wrong_content_type_is_415(api_client, content_type):
+    body = '{"details": {"type": "EMAIL", "email": "a@example.com"}, "state": "NEVER_CONFIRMED"}'
+
+    response = api_client.post(f"{CONSENTS}/upsert", body, content_type=content_type)
 
     assert response.status_code == 415
     assert response.json() == application_error(
-        'Unsupported media type "text/plain" in request.', "UNSUPPORTED_MEDIA_TYPE"
+        f'Unsupported media type "{content_type}" in request.', "UNSUPPORTED_MEDIA_TYPE"
     )
+    assert not MarketingConsent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "content_type", ["", "application/x-www-form-urlencoded", "application/merge-patch+json"]
+)
+def test_a_json_body_without_a_json_content_type_is_read_as_json(api_client, content_type):
+    body = '{"details": {"type": "EMAIL", "email": "a@example.com"}, "state": "NEVER_CONFIRMED"}'
+
+    response = api_client.generic("POST", f"{CONSENTS}/upsert", body, content_type=content_type)
+
+    assert response.status_code == 200
+    assert response.json()["marketingConsent"]["state"] == "NEVER_CONFIRMED"
+
+
+def test_a_form_typed_body_that_is_not_json_is_a_400(api_client):
+    response = api_client.post(
+        f"{CONSENTS}/upsert", "state=CONFIRMED", content_type="application/x-www-form-urlencoded"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["details"]["applicationError"]["code"] == "INVALID_ARGUMENT"
+    assert response.json()["message"].startswith("JSON parse error")
+    assert not MarketingConsent.objects.exists()
 
 
 def test_a_wrong_method_is_405(api_client):
@@ -372,3 +412,103 @@ def test_unknown_headers_and_query_parameters_are_ignored(api_client):
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
+
+
+# --- the platform's client types ---------------------------------------------------------------
+
+
+def test_get_by_gives_the_revoke_confirmation_link_as_the_unsubscribe_url(api_client, consent):
+    response = api_client.get(f"{CONSENTS}/get-by", {"type": "EMAIL", "email": "sam@example.com"})
+
+    link = response.json()["communicationEligibility"]["revokeConfirmationLink"]
+    assert isinstance(link, str)
+    assert link.startswith(f"{settings.PUBLIC_BASE_URL}/_manage-consent/unsubscribe?token=")
+
+
+def without_description(activity: dict) -> dict:
+    return {**activity, "description": None}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "activity"),
+    [
+        (
+            "post",
+            "upsert",
+            {**confirmed("d@example.com"), "lastConfirmationActivity": {"description": None}},
+            "lastConfirmationActivity",
+        ),
+        (
+            "post",
+            "",
+            {
+                "marketingConsent": {
+                    **confirmed("d@example.com"),
+                    "lastConfirmationActivity": {"source": "FORM", "description": None},
+                }
+            },
+            "lastConfirmationActivity",
+        ),
+        (
+            "post",
+            "upsert",
+            {**revoked("d@example.com"), "lastRevokeActivity": {"description": None}},
+            "lastRevokeActivity",
+        ),
+        (
+            "post",
+            "remove",
+            {
+                "details": {"type": "EMAIL", "email": "d@example.com"},
+                "lastRevokeActivity": {"source": "FORM", "description": None},
+            },
+            "lastRevokeActivity",
+        ),
+    ],
+)
+def test_a_null_description_is_accepted_and_the_activity_has_none(
+    api_client, method, path, body, activity
+):
+    url = f"{CONSENTS}/{path}" if path else CONSENTS
+
+    response = getattr(api_client, method)(url, body, format="json")
+
+    assert response.status_code == 200
+    sent = response.json()["marketingConsent"][activity]
+    assert "description" not in sent
+    consent_id = response.json()["marketingConsent"]["id"]
+    assert (
+        "description"
+        not in api_client.get(f"{CONSENTS}/{consent_id}").json()["marketingConsent"][activity]
+    )
+    stored = MarketingConsent.objects.get()
+    assert (stored.confirmation_description, stored.revoke_description) == ("", "")
+
+
+def test_a_null_description_is_accepted_on_update(api_client, consent):
+    consent_id = consent.json()["marketingConsent"]["id"]
+
+    response = api_client.patch(
+        f"{CONSENTS}/{consent_id}",
+        {
+            "marketingConsent": {
+                "state": "REVOKED",
+                "lastRevokeActivity": {"source": "FORM", "description": None},
+            }
+        },
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert response.json()["marketingConsent"]["lastRevokeActivity"] == {
+        "source": "FORM",
+        "updatedDate": response.json()["marketingConsent"]["lastRevokeActivity"]["updatedDate"],
+    }
+
+
+def test_an_activity_without_a_description_is_shown_without_one(api_client, consent):
+    assert consent.json()["marketingConsent"]["lastConfirmationActivity"] == {
+        "source": "FORM",
+        "updatedDate": "2024-01-01T00:00:00.000Z",
+        "optInLevel": "SINGLE_CONFIRMATION",
+    }

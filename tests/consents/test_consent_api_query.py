@@ -1,6 +1,7 @@
 """POST /marketing-consent/v1/marketing-consent/query: filters, sort and cursor paging."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -202,6 +203,64 @@ def test_paging_through_more_than_a_page_misses_and_repeats_nothing(api_client, 
     assert len(seen) == len(set(seen))
 
 
+SORT_BY_DAY_THEN_NEWEST_UPDATE = [
+    {"fieldName": "createdDate", "order": "ASC"},
+    {"fieldName": "updatedDate", "order": "DESC"},
+]
+
+
+def seven_consents_on_three_days() -> list[str]:
+    """Seven addresses, created on three days, updated at times that tie too; in the order of
+    SORT_BY_DAY_THEN_NEWEST_UPDATE (ties broken by id, descending like the last key)."""
+    change = ConsentChange(state="CONFIRMED", confirmation=ConfirmationActivity())
+    consent_upsert_batch(
+        items=[BatchItem("EMAIL", f"s{n}@example.com", change) for n in range(7)],
+        context=ChangeContext(door="COMMAND", actor="test"),
+    )
+    days_and_updates = [(2, 1), (0, 5), (1, 3), (0, 9), (2, 1), (0, 5), (1, 4)]
+    for n, (day, update) in enumerate(days_and_updates):
+        MarketingConsent.objects.filter(address=f"s{n}@example.com").update(
+            created_date=T0 + timedelta(days=day), updated_date=T0 + timedelta(hours=update)
+        )
+    rows = MarketingConsent.objects.all()
+    ordered = sorted(rows, key=lambda c: (-c.id.int,))
+    ordered = sorted(ordered, key=lambda c: -c.updated_date.timestamp())
+    ordered = sorted(ordered, key=lambda c: c.created_date)
+    return [consent.address for consent in ordered]
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 7])
+def test_sort_by_two_fields_each_with_its_order_pages_exactly(api_client, limit):
+    expected = seven_consents_on_three_days()
+    body = {"query": {"sort": SORT_BY_DAY_THEN_NEWEST_UPDATE, "cursorPaging": {"limit": limit}}}
+
+    seen, pages = [], []
+    while True:
+        page = query(api_client, body).json()
+        pages.append(page)
+        seen += addresses_of(page)
+        if not page["pagingMetadata"]["hasNext"]:
+            break
+        cursor = page["pagingMetadata"]["cursors"]["next"]
+        body = {"query": {"cursorPaging": {"limit": limit, "cursor": cursor}}}
+
+    assert seen == expected
+    # And back: each prev cursor gives the page before it.
+    for before, page in pairwise(pages):
+        cursor = page["pagingMetadata"]["cursors"]["prev"]
+        back = query(api_client, {"query": {"cursorPaging": {"limit": limit, "cursor": cursor}}})
+        assert addresses_of(back.json()) == addresses_of(before)
+
+
+def test_the_second_sort_field_orders_ties_of_the_first(api_client):
+    expected = seven_consents_on_three_days()
+
+    response = query(api_client, {"query": {"sort": SORT_BY_DAY_THEN_NEWEST_UPDATE}})
+
+    assert addresses_of(response.json()) == expected
+    assert addresses_of(response.json())[:3] == ["s3@example.com", *expected[1:3]]
+
+
 def addresses_of(page: dict) -> list[str]:
     return [consent["details"]["email"] for consent in page["marketingConsent"]]
 
@@ -316,6 +375,22 @@ def test_a_tampered_cursor_is_refused(api_client, consents):
             "INVALID_ENUM_VALUE",
         ),
         ({"query": {"sort": [{"fieldName": {}}]}}, "query.sort[0].fieldName", "INVALID_ENUM_VALUE"),
+        (
+            {"query": {"sort": [{"fieldName": "updatedDate"}, {"fieldName": "address"}]}},
+            "query.sort[1].fieldName",
+            "INVALID_ENUM_VALUE",
+        ),
+        (
+            {"query": {"sort": [{"fieldName": "updatedDate"}, {"fieldName": "updatedDate"}]}},
+            "query.sort[1].fieldName",
+            "INVALID_VALUE",
+        ),
+        (
+            {"query": {"sort": [{"fieldName": "createdDate"}, {"fieldName": "createdDate"}] * 2}},
+            "query.sort",
+            "FORMAT",
+        ),
+        ({"query": {"sort": [{"fieldName": "createdDate"}, "x"]}}, "query.sort[1]", "FORMAT"),
         (
             {"query": {"sort": [{"fieldName": "createdDate", "order": "UP"}]}},
             "query.sort[0].order",

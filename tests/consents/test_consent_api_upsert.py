@@ -203,6 +203,79 @@ def test_a_violation_body_is_exact(upsert):
     )
 
 
+def nested(depth: int) -> dict:
+    """`{"a": {"a": … {}}}`, `depth` objects deep."""
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "rule"),
+    [
+        ("x", "extendedFields", "FORMAT"),
+        (["x"], "extendedFields", "FORMAT"),
+        ({"shoe_size": "42"}, "extendedFields.shoe_size", "FORMAT"),
+        ({"namespaces": {}, "other": {}}, "extendedFields.other", "FORMAT"),
+        ({"namespaces": ["x"]}, "extendedFields.namespaces", "FORMAT"),
+        ({"namespaces": "x"}, "extendedFields.namespaces", "FORMAT"),
+        ({"namespaces": {"shop": "12"}}, "extendedFields.namespaces.shop", "FORMAT"),
+        ({"namespaces": {"shop": ["12"]}}, "extendedFields.namespaces.shop", "FORMAT"),
+        ({"namespaces": {"": {}}}, "extendedFields.namespaces", "FORMAT"),
+        ({"namespaces": {"shop": {"a": "x" * 17000}}}, "extendedFields", "INVALID_VALUE"),
+    ],
+)
+def test_extended_fields_must_have_the_platforms_shape_and_size(upsert, fields, field, rule):
+    response = upsert(confirmed("x@example.com", extendedFields=fields))
+
+    assert response.status_code == 400
+    [found] = response.json()["details"]["validationError"]["fieldViolations"]
+    assert (found["field"], found["violatedRule"]) == (field, rule)
+    assert not MarketingConsent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"namespaces": {}},
+        {"namespaces": {"shop": {}}},
+        {"namespaces": {"shop": nested(8), "_user_fields": {"a": [1, "x", None, True]}}},
+        {"namespaces": {"shop": {"a": "x" * 16000}}},
+    ],
+)
+def test_extended_fields_of_the_platforms_shape_within_bounds_are_kept(upsert, fields):
+    response = upsert(confirmed("x@example.com", extendedFields=fields))
+
+    assert response.status_code == 200
+    assert response.json()["marketingConsent"]["extendedFields"] == fields
+    assert MarketingConsent.objects.get().extended_fields == fields
+
+
+def test_extended_fields_of_another_shape_are_refused_on_update_and_bulk(api_client, upsert):
+    consent_id = upsert(confirmed("x@example.com")).json()["marketingConsent"]["id"]
+
+    update = api_client.patch(
+        f"{API}/marketing-consent/{consent_id}",
+        {"marketingConsent": {"extendedFields": {"shop": {"a": 1}}}},
+        format="json",
+    )
+    bulk = api_client.post(
+        f"{API}/bulk/marketing-consent/upsert",
+        {"info": [confirmed("y@example.com", extendedFields={"namespaces": 1})]},
+        format="json",
+    )
+
+    assert update.json() == violation(
+        "marketingConsent.extendedFields.shop", "Only namespaces may be set.", "FORMAT"
+    )
+    assert bulk.json()["results"] == [
+        {"originalIndex": 0, "error": "extendedFields.namespaces: Expected an object."}
+    ]
+    assert MarketingConsent.objects.get().extended_fields == {}
+
+
 def test_extended_fields_are_stored_and_returned(upsert):
     fields = {"namespaces": {"_user_fields": {"shoe_size": "42"}}}
 

@@ -239,7 +239,6 @@ def test_exports_json_lines_in_the_consent_apis_shape(consents, tmp_path, run_co
         "state": "PENDING",
         "lastConfirmationActivity": {
             "source": "IN_PERSON",
-            "description": "",
             "updatedDate": "2025-01-04T12:00:00.000Z",
             "optInLevel": "DOUBLE_CONFIRMATION",
         },

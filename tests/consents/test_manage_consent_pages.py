@@ -48,7 +48,7 @@ def test_the_source_example_then_confirm_then_one_click_unsubscribe(upsert, api_
         "/marketing-consent/v1/marketing-consent/get-by",
         {"type": "EMAIL", "email": "test@test.com"},
     ).json()
-    unsubscribe_url = got["communicationEligibility"]["revokeConfirmationLink"]["url"]
+    unsubscribe_url = got["communicationEligibility"]["revokeConfirmationLink"]
     one_click = client.post(
         path_of(unsubscribe_url),
         {"List-Unsubscribe": "One-Click"},

@@ -248,3 +248,50 @@ def test_an_api_key_is_required(anonymous_client: APIClient) -> None:
         "errorCode": "UNAUTHORIZED",
         "errorMessage": "Authentication credentials were not provided.",
     }
+
+
+# --- ?channels= ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("?channels=EMAIL", ["EMAIL"]),
+        ("?channels=SMS", ["SMS"]),
+        ("?channels=EMAIL,SMS", ["EMAIL", "SMS"]),
+        ("?channels=SMS,%20email", ["EMAIL", "SMS"]),
+        ("?channels=SMS&channels=EMAIL", ["EMAIL", "SMS"]),
+        ("", ["EMAIL", "SMS"]),
+    ],
+)
+def test_channels_filters_the_channels_returned(api_client: APIClient, query, expected) -> None:
+    response = api_client.get(URL + query)
+
+    assert response.status_code == 200
+    assert list(response.json()) == expected
+    for label in expected:
+        assert list(response.json()[label].values()) == [NOT_SET]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("?channels=PUSH", "Invalid communication channel present in the request: PUSH."),
+        (
+            "?channels=EMAIL,PUSH,fax",
+            "Invalid communication channel present in the request: PUSH, fax.",
+        ),
+        ("?channels=", "channels must name EMAIL, SMS or both."),
+        ("?channels=,", "channels must name EMAIL, SMS or both."),
+    ],
+)
+def test_an_unknown_channel_is_a_400_in_the_envelope(api_client: APIClient, query, message) -> None:
+    response = api_client.get(URL + query)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "statusCode": 400,
+        "errorCode": "INVALID_REQUEST",
+        "errorMessage": message,
+    }
+    assert response["MCK-APPID"] == "ES-CB-V1"

@@ -478,21 +478,39 @@ def test_a_json_body_that_is_not_an_object_is_rejected(api_client: APIClient, ra
     assert response.json() == invalid("Request body must be a JSON object.")
 
 
-@pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
-)
-def test_a_body_that_is_not_json_by_content_type_is_rejected(
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data", "application/xml"])
+def test_a_body_that_is_not_json_by_content_type_is_a_415(
     api_client: APIClient, content_type: str
 ) -> None:
     response = put_raw(api_client, '{"email": {"preference": "OPT_IN"}}', content_type)
 
+    assert response.status_code == 415
+    assert response.json() == {
+        "statusCode": 415,
+        "errorCode": "UNSUPPORTED_MEDIA_TYPE",
+        "errorMessage": "Content-Type must be application/json.",
+    }
+    assert response["MCK-APPID"] == "ES-CB-V1"
+    assert_nothing_written()
+
+
+def test_a_form_typed_body_that_is_not_json_is_a_400(api_client: APIClient) -> None:
+    response = put_raw(api_client, "email=OPT_IN", "application/x-www-form-urlencoded")
+
     assert response.status_code == 400
-    assert response.json() == invalid("Content-Type must be application/json.")
+    assert response.json() == invalid("Request body is not valid JSON.")
     assert_nothing_written()
 
 
 @pytest.mark.parametrize(
-    "content_type", ["", "application/json; charset=utf-8", "application/merge-patch+json"]
+    "content_type",
+    [
+        "",
+        "application/json; charset=utf-8",
+        "application/merge-patch+json",
+        # What `curl -d` sends when no Content-Type is given.
+        "application/x-www-form-urlencoded",
+    ],
 )
 def test_json_is_read_without_a_content_type_or_with_a_json_one(
     api_client: APIClient, content_type: str

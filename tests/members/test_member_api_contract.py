@@ -249,7 +249,9 @@ def test_any_bytes_get_the_success_or_an_envelope(
 ) -> None:
     response = api_client.generic("PUT", SUBSCRIPTION, raw, content_type)
 
-    assert response.status_code in (200, 400)
+    # A body of a wrong content type is refused (415) before it is read; an empty one is `{}`.
+    wrong_type = content_type == "text/x" and raw.strip()
+    assert response.status_code in ((415,) if wrong_type else (200, 400))
     assert response.status_code == 200 or set(response.json()) == ENVELOPE_KEYS
 
 
@@ -312,7 +314,7 @@ def test_the_schema_describes_each_endpoint_with_its_bodies_and_errors(
         ("/client/users/{correlation_id}/profile/marketing-preferences", "get"): (
             None,
             "MarketingPreferences",
-            {"401", "405", "429"},
+            {"400", "401", "405", "429"},
         ),
     }
     for (path, method), (request_body, success, errors) in expected.items():
