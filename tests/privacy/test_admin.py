@@ -138,8 +138,7 @@ def test_a_consents_page_links_its_receipt(admin_client, member):
 def test_the_receipt_needs_staff_who_may_see_consents(client, django_user_model, member):
     consent = MarketingConsent.objects.get()
     url = reverse("admin:privacy_consent_receipt", args=[consent.pk])
-    django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
-    client.login(username="clerk", password="pw")
+    client.force_login(django_user_model.objects.create_user("clerk", is_staff=True))
 
     assert client.get(url).status_code == 404
     client.logout()
