@@ -12,7 +12,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from consents.addresses import erased_address
-from consents.models import ConsentEvent, IdempotencyRecord, MarketingConsent
+from consents.models import ClientApiKey, ConsentEvent, IdempotencyRecord, MarketingConsent
 from consents.privacy.models import Erasure
 from members.models import Member, MemberSession
 from tests.factories import IdempotencyRecordFactory, MemberFactory, MemberSessionFactory
@@ -28,13 +28,13 @@ PERSONAL = [EMAIL, PHONE, "4155550123", FIRST.lower(), LAST.lower(), IP, AGENT.l
 
 
 @pytest.fixture
-def person(api_client: APIClient, django_user_model) -> Member:
+def person(api_client: APIClient, api_key: ClientApiKey, django_user_model) -> Member:
     """Augusta, with a history through every door: consent API (with an idempotency key, her
     IP and user agent, her name in free text and extended fields), member API, admin log."""
     member = MemberFactory(
         email=EMAIL, phone=PHONE, first_name=FIRST, last_name=LAST, external_id="EXT-AUGUSTA"
     )
-    MemberSessionFactory(correlation_id="corr-augusta", member=member)
+    MemberSessionFactory(correlation_id="corr-augusta", member=member, api_key=api_key)
     headers = {"REMOTE_ADDR": IP, "HTTP_USER_AGENT": AGENT, "HTTP_X_REQUEST_ID": "req-1"}
     body = {
         "marketingConsent": {

@@ -30,7 +30,7 @@ from consents.ledger import (
     consent_upsert_many,
 )
 from consents.links import consent_link
-from consents.models import ConsentEvent, MarketingConsent
+from consents.models import ClientApiKey, ConsentEvent, MarketingConsent
 from tests.consents.test_ledger_pg import CLOCK, changes, is_valid, outcome
 from tests.factories import (
     ConsentEventFactory,
@@ -323,9 +323,9 @@ def test_get_query_update_and_delete_through_the_api_never_find_a_tombstone(
     assert stored() == [(TOMBSTONE, "REVOKED", erased.id)]
 
 
-def member_put(api_client: APIClient, preference: str) -> int:
+def member_put(api_client: APIClient, api_key: ClientApiKey, preference: str) -> int:
     member = MemberFactory(email=ADDRESS, phone="")
-    MemberSessionFactory(correlation_id="corr-new", member=member)
+    MemberSessionFactory(correlation_id="corr-new", member=member, api_key=api_key)
     response = api_client.put(
         "/client/users/corr-new/profile/marketing-subscription",
         {"email": {"preference": preference}},
@@ -334,16 +334,18 @@ def member_put(api_client: APIClient, preference: str) -> int:
     return response.status_code
 
 
-def test_member_put_opt_out_keeps_the_tombstone_and_shows_opted_out(erased, api_client):
-    assert member_put(api_client, "OPT_OUT") == 200
+def test_member_put_opt_out_keeps_the_tombstone_and_shows_opted_out(erased, api_client, api_key):
+    assert member_put(api_client, api_key, "OPT_OUT") == 200
 
     assert stored() == [(TOMBSTONE, "REVOKED", erased.id)]
     response = api_client.get("/client/users/corr-new/profile/marketing-preferences")
     assert response.json()["EMAIL"]["LOYALTY"]["status"] == "OPTED_OUT"
 
 
-def test_member_put_opt_in_is_the_persons_new_confirmation(erased, api_client: APIClient):
-    assert member_put(api_client, "OPT_IN") == 200
+def test_member_put_opt_in_is_the_persons_new_confirmation(
+    erased, api_client: APIClient, api_key: ClientApiKey
+):
+    assert member_put(api_client, api_key, "OPT_IN") == 200
 
     assert stored() == [(ADDRESS, "CONFIRMED", erased.id)]
 
