@@ -51,6 +51,7 @@ from consents.models import (
     RevokeSource,
 )
 from consents.privacy.admin import erase_person_action, export_person_action, receipt_link
+from consentsite.change_context import change_context
 
 
 def normalised_spellings(term: str) -> set[str]:
@@ -63,9 +64,7 @@ def normalised_spellings(term: str) -> set[str]:
 
 
 def admin_context(request: HttpRequest, reason: str) -> ChangeContext:
-    context = ChangeContext.from_request(
-        request, door=Door.ADMIN, actor=request.user.get_username()
-    )
+    context = change_context(request, door=Door.ADMIN, actor=request.user.get_username())
     return dataclasses.replace(context, note=reason)
 
 

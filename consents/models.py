@@ -248,7 +248,7 @@ class ConsentEvent(models.Model):
             ),
         ]
         # Append-only in PostgreSQL itself, whatever the client (raw SQL, a console, another
-        # app). The one deliberate way around it is `consents.ledger._redact_events`.
+        # app). The one deliberate way around it is `consents.ledger.redaction.redact_events`.
         triggers = [
             pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)
         ]

@@ -23,6 +23,7 @@ from consents.ledger import (
 )
 from consents.links import CONFIRM, UNSUBSCRIBE, LinkToken, read_token
 from consents.models import Door, MarketingConsent
+from consentsite.change_context import change_context
 
 ONE_CLICK = "One-Click"
 
@@ -63,7 +64,7 @@ def _by_staff(request: HttpRequest) -> bool:
 
 def _context(request: HttpRequest) -> ChangeContext:
     actor = request.user.get_username() if _by_staff(request) else "link recipient"
-    return ChangeContext.from_request(request, door=Door.LINK, actor=actor)
+    return change_context(request, door=Door.LINK, actor=actor)
 
 
 @csrf_protect

@@ -37,6 +37,7 @@ from consents.links import consent_link
 from consents.models import ConsentState, Door, MarketingConsent
 from consentsite.api_errors import CONSENT, consent_validation_body, field_violations
 from consentsite.apiviews import ContractApiMixin
+from consentsite.change_context import change_context
 
 
 def operation(**kwargs: Any) -> Any:
@@ -96,7 +97,7 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
 
     def ledger_context(self) -> ChangeContext:
         request = self.request
-        return ChangeContext.from_request(request, door=Door.CONSENT_API, actor=request.auth.name)
+        return change_context(request, door=Door.CONSENT_API, actor=request.auth.name)
 
     def get_consent(self, pk: str) -> MarketingConsent:
         try:

@@ -15,13 +15,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from consents.addresses import mask_address
-from consents.ledger import ChangeContext
 from consents.models import ConsentType, Door, MarketingConsent
 from consents.privacy.erasure import erase_person
 from consents.privacy.export import subject_access_export
 from consents.privacy.iso27560 import consent_receipt
 from consents.privacy.models import Erasure
 from consents.privacy.person import Person, find_person
+from consentsite.change_context import change_context
 from members.models import Member
 
 CONFIRMATION_WORD = "ERASE"
@@ -146,7 +146,7 @@ def erase_person_action(
             },
         )
     context = dataclasses.replace(
-        ChangeContext.from_request(request, door=Door.ADMIN, actor=request.user.get_username()),
+        change_context(request, door=Door.ADMIN, actor=request.user.get_username()),
         note=form.cleaned_data["reason"],
     )
     erasure = erase_person(person, context=context)

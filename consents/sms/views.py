@@ -23,7 +23,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from consents.addresses import normalize_phone
 from consents.exceptions import InvalidAddress
-from consents.ledger import ChangeContext, consent_upsert
+from consents.ledger import consent_upsert
 from consents.models import ConsentEvent, ConsentType, Door
 from consents.sms.keywords import (
     Action,
@@ -33,6 +33,7 @@ from consents.sms.keywords import (
     programme_number,
     reply_for_state,
 )
+from consentsite.change_context import change_context
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def _write_once(
     if earlier is not None:
         return earlier
     context = dataclasses.replace(
-        ChangeContext.from_request(request, door=Door.SMS, actor=ACTOR),
+        change_context(request, door=Door.SMS, actor=ACTOR),
         request_id=message.sid,
         note=f"SMS from {message.sender} to {programme_number(message.to)}.",
     )

@@ -18,10 +18,10 @@ from rest_framework.exceptions import AuthenticationFailed, ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consents.ledger import ChangeContext
 from consents.models import Door
 from consentsite.api_errors import MEMBER, ApiError
 from consentsite.apiviews import ContractApiMixin, is_read_as_json
+from consentsite.change_context import change_context
 from consentsite.parsers import refuse_content_encoding, refuse_deep_json
 from members.api import schema
 from members.api.serializers import (
@@ -135,9 +135,7 @@ class MarketingSubscriptionViewSet(SessionBoundViewSet):
         member = session.member
         body = MarketingSubscriptionSerializer(data=self.json_body(), context={"member": member})
         body.is_valid(raise_exception=True)
-        context = ChangeContext.from_request(
-            request, door=Door.MEMBER_API, actor=str(member.account_id)
-        )
+        context = change_context(request, door=Door.MEMBER_API, actor=str(member.account_id))
         set_marketing_preferences(
             member=member,
             preferences=body.validated_data,

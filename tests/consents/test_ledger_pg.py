@@ -1,5 +1,5 @@
-"""On PostgreSQL the upsert runs as one statement (consents/ledger_pg.py). Whatever sequence of
-writes an address receives, it must give exactly what the Python path gives."""
+"""On PostgreSQL the upsert runs as one statement (consents/ledger/postgres.py). Whatever
+sequence of writes an address receives, it must give exactly what the Python path gives."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from consents import ledger
 from consents.exceptions import InvalidChange
-from consents.ledger import ChangeContext, ConfirmationActivity, ConsentChange, RevokeActivity
+from consents.ledger import (
+    ChangeContext,
+    ConfirmationActivity,
+    ConsentChange,
+    RevokeActivity,
+    locking,
+)
 from consents.models import ConsentEvent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -124,5 +130,5 @@ def test_one_statement_upsert_gives_what_the_python_path_gives(consent_type, seq
             fast = ledger.consent_upsert(
                 type=consent_type, address=addresses[0], change=change, context=CONTEXT
             )
-            slow = ledger._upsert_with_lock(consent_type, addresses[1], change, CONTEXT, None)
+            slow = locking.upsert_with_lock(consent_type, addresses[1], change, CONTEXT, None)
         assert outcome(fast, addresses[0]) == outcome(slow, addresses[1]), (step, change)

@@ -1,7 +1,7 @@
 """On PostgreSQL the bulk commands' batch path runs as set-based statements over a COPY'd staging
-table (consents/ledger_pg.py). Whatever batches an address receives, in whatever order and with
-whatever repeats, it must give exactly what the Python path gives: the same outcome per item, the
-same consents, the same events."""
+table (consents/ledger/postgres.py). Whatever batches an address receives, in whatever order and
+with whatever repeats, it must give exactly what the Python path gives: the same outcome per item,
+the same consents, the same events."""
 
 import threading
 import uuid

@@ -28,6 +28,7 @@ from consents.ledger import (
     consent_upsert,
     consent_upsert_batch,
     consent_upsert_many,
+    locking,
 )
 from consents.links import consent_link
 from consents.models import ClientApiKey, ConsentEvent, MarketingConsent
@@ -78,7 +79,7 @@ def upsert(address: str, change: ConsentChange) -> None:
 
 
 def python_path(address: str, change: ConsentChange) -> None:
-    ledger._upsert_with_lock("EMAIL", address.strip().lower(), change, CONTEXT, None)
+    locking.upsert_with_lock("EMAIL", address.strip().lower(), change, CONTEXT, None)
 
 
 def batch(address: str, change: ConsentChange) -> None:
@@ -374,7 +375,7 @@ def test_on_a_tombstone_each_path_gives_what_the_python_path_gives(sequence):
             [outcome_many] = consent_upsert_many(
                 items=[BatchItem("EMAIL", merged, change)], context=CONTEXT
             )
-            python = ledger._upsert_with_lock("EMAIL", slow, change, CONTEXT, None)
+            python = locking.upsert_with_lock("EMAIL", slow, change, CONTEXT, None)
         assert outcome(one, fast) == outcome(python, slow), (step, change)
         assert (outcome_many.kind, outcome_many.state) == (python.kind, python.consent.state)
         erased_now = [

@@ -1,34 +1,32 @@
 """The ledger's upserts as set-based PostgreSQL statements: the hot path of both APIs, and the
 batch path of the bulk commands.
 
-`consent_upsert` uses it on PostgreSQL. It applies the rules of `consents.ledger` (latest consent
-wins, no-op writes, UNKNOWN_STATE on an email keeps the state, one revision per real change) and
-writes the consent and its event in one round trip instead of a transaction of seven. The row is
-locked as in the Python path. When a concurrent writer creates the address between our read and
-our insert, the statement does nothing and returns None: the caller then takes the Python path.
+`consent_upsert` uses it on PostgreSQL. It applies the rules of `consents.ledger.rules` (latest
+consent wins, no-op writes, UNKNOWN_STATE on an email keeps the state, one revision per real
+change) and writes the consent and its event in one round trip instead of a transaction of seven.
+The row is locked as in the Python path. When a concurrent writer creates the address between our
+read and our insert, the statement does nothing and returns None: the caller then takes the Python
+path.
 `tests/consents/test_ledger_pg.py` proves both paths give the same outcomes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
 from consents.addresses import erased_address
+from consents.ledger.changes import ChangeContext, ConsentChange
 from consents.models import MarketingConsent
-
-if TYPE_CHECKING:
-    from consents.ledger import ChangeContext, ConsentChange
 
 # One encoder for every statement: `json.dumps(cls=…)` would build a new one per call.
 to_json = DjangoJSONEncoder().encode
 CONSENT_FIELDS = MarketingConsent._meta.concrete_fields
 CONSENT_COLUMNS = [field.column for field in CONSENT_FIELDS]
 
-# Each CTE is one step of consents.ledger._decide; `target` holds the values _set_fields would set.
+# Each CTE is one step of consents.ledger.rules.decide; `target` holds what set_fields would set.
 UPSERT_SQL = f"""
 WITH old AS (
     -- The address's consent, or else its tombstone (docs/privacy.md).
