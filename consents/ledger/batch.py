@@ -15,7 +15,7 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.db.models import F
 
-from consents.addresses import erased_address, normalize_address
+from consents.addresses import normalize_address
 from consents.exceptions import ConsentError, InvalidAddress
 from consents.ledger.changes import (
     BatchItem,
@@ -172,23 +172,12 @@ def consent_upsert_many(
 
 
 def _staging_rows(accepted: list[tuple[int, tuple[str, str], ConsentChange]]) -> list[tuple]:
-    """The staging table's rows of a batch; an address's n-th item goes to merge round n."""
+    """The merge's input rows of a batch; an address's n-th item goes to merge round n."""
     appearances: dict[tuple[str, str], int] = {}
     rows = []
     for index, key, change in accepted:
         merge_round = appearances[key] = appearances.get(key, -1) + 1
-        rows.append(
-            staging_row(
-                index,
-                merge_round,
-                key,
-                erased_address(key[1]),
-                change,
-                keeps_state=change.keeps_state_of(key[0]),
-                activity=change.primary_activity_name(),
-                request=to_json(change.as_json()),
-            )
-        )
+        rows.append(staging_row(index, merge_round, key, change))
     return rows
 
 

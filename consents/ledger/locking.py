@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -59,7 +59,7 @@ def consent_upsert(
         # The hot path: the same rules in one statement (see consents/ledger/postgres.py).
         now = current_time()
         done = upsert_in_one_statement(
-            type=type, address=address, change=change, context=context, now=now, new_id=uuid4()
+            type=type, address=address, change=change, context=context, now=now
         )
         if done is not None:
             consent, kind, previous_state, event_id = done

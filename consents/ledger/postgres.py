@@ -1,13 +1,14 @@
-"""The ledger's upserts as set-based PostgreSQL statements: the hot path of both APIs, and the
+"""The ledger's upserts as one set-based PostgreSQL statement: the hot path of both APIs, and the
 batch path of the bulk commands.
 
-`consent_upsert` uses it on PostgreSQL. It applies the rules of `consents.ledger.rules` (latest
-consent wins, no-op writes, UNKNOWN_STATE on an email keeps the state, one revision per real
-change) and writes the consent and its event in one round trip instead of a transaction of seven.
-The row is locked as in the Python path. When a concurrent writer creates the address between our
-read and our insert, the statement does nothing and returns None: the caller then takes the Python
-path.
-`tests/consents/test_ledger_pg.py` proves both paths give the same outcomes.
+The statement applies the rules of `consents.ledger.rules` (latest consent wins, no-op writes,
+UNKNOWN_STATE on an email keeps the state, one revision per real change, a tombstone's opt-out)
+and writes each consent and its event. It is written once and run on two inputs: one item as the
+statement's own parameters (`consent_upsert`: one round trip instead of a transaction of seven),
+or a batch COPY'd into a staging table (`consent_upsert_many`). Rows are locked as in the Python
+path. An item whose address a concurrent writer created between our read and our insert is not
+merged: the caller then takes the Python path for it. `tests/consents/test_ledger_pg.py` and
+`tests/consents/test_ledger_pg_batch.py` prove both inputs give what the Python path gives.
 """
 
 from __future__ import annotations
@@ -25,198 +26,6 @@ from consents.models import MarketingConsent
 to_json = DjangoJSONEncoder().encode
 CONSENT_FIELDS = MarketingConsent._meta.concrete_fields
 CONSENT_COLUMNS = [field.column for field in CONSENT_FIELDS]
-
-# Each CTE is one step of consents.ledger.rules.decide; `target` holds what set_fields would set.
-UPSERT_SQL = f"""
-WITH old AS (
-    -- The address's consent, or else its tombstone (docs/privacy.md).
-    SELECT * FROM consents_marketingconsent
-    WHERE type = %(type)s AND address IN (%(address)s, %(erased)s)
-    ORDER BY address = %(erased)s
-    LIMIT 1
-    FOR UPDATE
-),
-inserted AS (
-    INSERT INTO consents_marketingconsent ({", ".join(CONSENT_COLUMNS)})
-    SELECT %(id)s, %(type)s, %(address)s, %(state)s, 1,
-        CASE WHEN %(has_conf)s THEN %(conf_source)s ELSE '' END,
-        CASE WHEN %(has_conf)s THEN %(conf_description)s ELSE '' END,
-        CASE WHEN %(has_conf)s THEN COALESCE(%(conf_date)s::timestamptz, %(now)s) END,
-        CASE WHEN %(has_conf)s THEN %(conf_level)s ELSE '' END,
-        CASE WHEN %(has_rev)s THEN %(rev_source)s ELSE '' END,
-        CASE WHEN %(has_rev)s THEN %(rev_description)s ELSE '' END,
-        CASE WHEN %(has_rev)s THEN COALESCE(%(rev_date)s::timestamptz, %(now)s) END,
-        COALESCE(%(extended_fields)s::jsonb, '{{}}'::jsonb), %(now)s, %(now)s
-    WHERE NOT EXISTS (SELECT 1 FROM old)
-    ON CONFLICT (type, address) DO NOTHING
-    RETURNING *
-),
-decided AS (
-    SELECT o.*,
-        COALESCE(CASE WHEN o.address = %(erased)s
-            THEN %(sent_date)s::timestamptz <= GREATEST(o.confirmation_date, o.revoke_date)
-            ELSE %(sent_date)s::timestamptz < GREATEST(o.confirmation_date, o.revoke_date)
-        END, false) AS superseded,
-        %(has_conf)s AND NOT (
-            o.confirmation_date IS NOT NULL
-            AND o.confirmation_source = %(conf_source)s
-            AND o.confirmation_description = %(conf_description)s
-            AND o.confirmation_opt_in_level = %(conf_level)s
-            AND o.confirmation_date = COALESCE(%(conf_date)s::timestamptz, o.confirmation_date)
-        ) AS sets_conf,
-        %(has_rev)s AND NOT (
-            o.revoke_date IS NOT NULL
-            AND o.revoke_source = %(rev_source)s
-            AND o.revoke_description = %(rev_description)s
-            AND o.revoke_date = COALESCE(%(rev_date)s::timestamptz, o.revoke_date)
-        ) AS sets_rev
-    FROM old o
-),
-target AS (
-    SELECT d.*,
-        CASE WHEN %(keeps_state)s THEN d.state ELSE %(state)s END AS n_state,
-        CASE WHEN d.sets_conf THEN %(conf_source)s ELSE d.confirmation_source END
-            AS n_conf_source,
-        CASE WHEN d.sets_conf THEN %(conf_description)s ELSE d.confirmation_description END
-            AS n_conf_description,
-        CASE WHEN d.sets_conf THEN COALESCE(%(conf_date)s::timestamptz, %(now)s)
-            ELSE d.confirmation_date END AS n_conf_date,
-        CASE WHEN d.sets_conf THEN %(conf_level)s ELSE d.confirmation_opt_in_level END
-            AS n_conf_level,
-        CASE WHEN d.sets_rev THEN %(rev_source)s ELSE d.revoke_source END AS n_rev_source,
-        CASE WHEN d.sets_rev THEN %(rev_description)s ELSE d.revoke_description END
-            AS n_rev_description,
-        CASE WHEN d.sets_rev THEN COALESCE(%(rev_date)s::timestamptz, %(now)s)
-            ELSE d.revoke_date END AS n_rev_date,
-        COALESCE(%(extended_fields)s::jsonb, d.extended_fields) AS n_extended_fields
-    FROM decided d
-),
-updated AS (
-    UPDATE consents_marketingconsent c SET
-        -- A tombstone taken out of REVOKED gets its address in clear again.
-        address = CASE WHEN t.n_state <> 'REVOKED' THEN %(address)s ELSE c.address END,
-        state = t.n_state,
-        confirmation_source = t.n_conf_source,
-        confirmation_description = t.n_conf_description,
-        confirmation_date = t.n_conf_date,
-        confirmation_opt_in_level = t.n_conf_level,
-        revoke_source = t.n_rev_source,
-        revoke_description = t.n_rev_description,
-        revoke_date = t.n_rev_date,
-        extended_fields = t.n_extended_fields,
-        revision = c.revision + 1,
-        updated_date = %(now)s
-    FROM target t
-    WHERE c.id = t.id AND NOT t.superseded
-        AND (t.n_state, t.n_conf_source, t.n_conf_description, t.n_conf_date, t.n_conf_level,
-             t.n_rev_source, t.n_rev_description, t.n_rev_date, t.n_extended_fields)
-            IS DISTINCT FROM
-            (t.state, t.confirmation_source, t.confirmation_description, t.confirmation_date,
-             t.confirmation_opt_in_level, t.revoke_source, t.revoke_description, t.revoke_date,
-             t.extended_fields)
-    RETURNING c.*
-),
-outcome AS (
-    SELECT 'CREATED' AS kind, '' AS previous_state, i.* FROM inserted i
-    UNION ALL
-    SELECT 'UPDATED', t.state, u.* FROM updated u JOIN target t ON t.id = u.id
-    UNION ALL
-    SELECT CASE WHEN t.superseded THEN 'SUPERSEDED' ELSE 'UNCHANGED' END, t.state, o.*
-    FROM target t JOIN old o ON o.id = t.id
-    WHERE NOT EXISTS (SELECT 1 FROM updated)
-),
-event AS (
-    INSERT INTO consents_consentevent (
-        consent_id, type, address, kind, revision, previous_state, state, requested_state,
-        activity_source, activity_description, activity_opt_in_level, activity_date, request,
-        door, actor, request_id, ip_address, user_agent, note, recorded_at)
-    SELECT o.id, o.type, o.address, o.kind, o.revision, o.previous_state, o.state, %(state)s,
-        %(activity_source)s, %(activity_description)s, %(activity_level)s,
-        CASE
-            WHEN o.kind = 'SUPERSEDED' THEN %(activity_sent_date)s::timestamptz
-            WHEN %(activity)s = 'confirmation' THEN o.confirmation_date
-            WHEN %(activity)s = 'revoke' THEN o.revoke_date
-        END,
-        %(request)s::jsonb, %(door)s, %(actor)s, %(request_id)s, %(ip_address)s::inet,
-        %(user_agent)s, %(note)s, %(now)s
-    FROM outcome o
-    RETURNING id
-)
-SELECT o.kind, o.previous_state, event.id, {", ".join(f"o.{c}" for c in CONSENT_COLUMNS)}
-FROM outcome o CROSS JOIN event
-"""
-
-
-def upsert_in_one_statement(
-    *,
-    type: str,
-    address: str,
-    change: ConsentChange,
-    context: ChangeContext,
-    now: datetime,
-    new_id: object,
-) -> tuple[MarketingConsent, str, str, int] | None:
-    """Run the upsert; return (consent after, event kind, previous state, event id), or None
-    when a concurrent writer created the address first."""
-    confirmation, revoke = change.confirmation, change.revoke
-    primary = change.primary_activity()
-    params = {
-        "id": new_id,
-        "type": type,
-        "address": address,
-        "erased": erased_address(address),
-        "state": change.state,
-        "keeps_state": change.keeps_state_of(type),
-        "now": now,
-        "sent_date": change.activity_date(),
-        "has_conf": confirmation is not None,
-        "conf_source": confirmation.source if confirmation else "",
-        "conf_description": confirmation.description if confirmation else "",
-        "conf_date": confirmation.updated_date if confirmation else None,
-        "conf_level": confirmation.opt_in_level if confirmation else "",
-        "has_rev": revoke is not None,
-        "rev_source": revoke.source if revoke else "",
-        "rev_description": revoke.description if revoke else "",
-        "rev_date": revoke.updated_date if revoke else None,
-        "extended_fields": None
-        if change.extended_fields is None
-        else to_json(change.extended_fields),
-        "activity": change.primary_activity_name(),
-        "activity_source": primary.source if primary else "",
-        "activity_description": primary.description if primary else "",
-        "activity_level": getattr(primary, "opt_in_level", "") if primary else "",
-        "activity_sent_date": primary.updated_date if primary else None,
-        "request": to_json(change.as_json()),
-        "door": context.door,
-        "actor": context.actor,
-        "request_id": context.request_id,
-        "ip_address": context.ip_address,
-        "user_agent": context.user_agent,
-        "note": context.note,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(UPSERT_SQL, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    kind, previous_state, event_id, *values = row
-    # A raw row: apply the fields' own conversions (the JSON field's decoding), as a queryset does.
-    values = [
-        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
-        for field, value in zip(CONSENT_FIELDS, values, strict=True)
-    ]
-    consent = MarketingConsent.from_db(connection.alias, CONSENT_COLUMNS, values)
-    return consent, kind, previous_state, event_id
-
-
-# --- the batch path ------------------------------------------------------------------------------
-#
-# `consent_upsert_many` COPYs a batch into a temporary staging table, one row per item with what
-# the Python rules already decided about it (normalised address, whether the state is kept, the
-# activity the event records, the change's JSON), and merges it with one statement per round:
-# round n holds the n-th appearance of each address in the batch, so that an address sent twice
-# is merged twice, in order. The statement is the single-item one above, set-based.
-# `tests/consents/test_ledger_pg.py` proves it gives what the Python path gives.
 
 STAGING_COLUMNS = {
     "idx": "integer",
@@ -240,17 +49,19 @@ STAGING_COLUMNS = {
     "activity": "text",
     "request": "jsonb",
 }
-CREATE_STAGING_SQL = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS consent_batch ("
-    + ", ".join(f"{name} {sql_type}" for name, sql_type in STAGING_COLUMNS.items())
-    + ") ON COMMIT DELETE ROWS"
-)
-COPY_STAGING_SQL = f"COPY consent_batch ({', '.join(STAGING_COLUMNS)}) FROM STDIN"
 _CONSENT_ROW = ", ".join(f"o.{column}" for column in CONSENT_COLUMNS)
 
-MERGE_SQL = f"""
+
+# The one statement of the ledger's rules in SQL. Its input is one row per item, in
+# STAGING_COLUMNS, with what the Python rules already decided about it (normalised address, its
+# tombstone spelling, whether the state is kept, the activity the event records, the change's
+# JSON); `rows` selects them. Each CTE is one step of consents.ledger.rules.decide; `target`
+# holds what set_fields would set. `answer` reads the outcome. An item whose address a
+# concurrent writer created between our read and our insert gets no outcome.
+def _merge_statement(rows: str, answer: str) -> str:
+    return f"""
 WITH input AS (
-    SELECT * FROM consent_batch WHERE round = %(round)s
+    {rows}
 ),
 stored AS (
     SELECT c.*, i.idx
@@ -386,34 +197,89 @@ event AS (
         %(user_agent)s, %(note)s, %(now)s
     FROM outcome o JOIN input i USING (idx)
     ORDER BY o.idx
+    RETURNING id, consent_id
 )
--- The address as sent: a tombstone is reported under it, never under its hash.
-SELECT o.idx, o.kind, o.type, i.address, o.previous_state, o.state
-FROM outcome o JOIN input i USING (idx)
+{answer}
 """
 
 
-def staging_row(
-    index: int,
-    merge_round: int,
-    key: tuple[str, str],
-    erased: str,
-    change: ConsentChange,
+# One item: its row is the statement's own parameters, so that the hot path of both APIs is one
+# round trip (and, run often, a prepared statement), with no table to fill.
+UPSERT_SQL = _merge_statement(
+    rows="SELECT * FROM (VALUES ("
+    + ", ".join(f"%({name})s::{sql_type}" for name, sql_type in STAGING_COLUMNS.items())
+    + f")) AS item ({', '.join(STAGING_COLUMNS)})",
+    answer=f"""SELECT o.kind, o.previous_state, event.id, {_CONSENT_ROW}
+FROM outcome o JOIN event ON event.consent_id = o.id""",
+)
+
+# A batch: `consent_upsert_many` COPYs it into a temporary staging table and merges it with one
+# statement per round: round n holds the n-th appearance of each address in the batch, so that
+# an address sent twice is merged twice, in order.
+CREATE_STAGING_SQL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS consent_batch ("
+    + ", ".join(f"{name} {sql_type}" for name, sql_type in STAGING_COLUMNS.items())
+    + ") ON COMMIT DELETE ROWS"
+)
+COPY_STAGING_SQL = f"COPY consent_batch ({', '.join(STAGING_COLUMNS)}) FROM STDIN"
+MERGE_SQL = _merge_statement(
+    rows="SELECT * FROM consent_batch WHERE round = %(round)s",
+    # The address as sent: a tombstone is reported under it, never under its hash.
+    answer="""SELECT o.idx, o.kind, o.type, i.address, o.previous_state, o.state
+FROM outcome o JOIN input i USING (idx)""",
+)
+
+
+def upsert_in_one_statement(
     *,
-    keeps_state: bool,
-    activity: str,
-    request: str,
-) -> tuple:
-    """One item of a batch as a row of the staging table (STAGING_COLUMNS); `erased` is the
-    tombstone spelling of its address."""
+    type: str,
+    address: str,
+    change: ConsentChange,
+    context: ChangeContext,
+    now: datetime,
+) -> tuple[MarketingConsent, str, str, int] | None:
+    """Run the upsert of one item; return (consent after, event kind, previous state, event id),
+    or None when a concurrent writer created the address first."""
+    row = staging_row(0, 0, (type, address), change)
+    params = {**dict(zip(STAGING_COLUMNS, row, strict=True)), **_context_params(context, now)}
+    with connection.cursor() as cursor:
+        cursor.execute(UPSERT_SQL, params)
+        answer = cursor.fetchone()
+    if answer is None:
+        return None
+    kind, previous_state, event_id, *values = answer
+    # A raw row: apply the fields' own conversions (the JSON field's decoding), as a queryset does.
+    values = [
+        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        for field, value in zip(CONSENT_FIELDS, values, strict=True)
+    ]
+    consent = MarketingConsent.from_db(connection.alias, CONSENT_COLUMNS, values)
+    return consent, kind, previous_state, event_id
+
+
+def _context_params(context: ChangeContext, now: datetime) -> dict[str, object]:
+    return {
+        "now": now,
+        "door": context.door,
+        "actor": context.actor,
+        "request_id": context.request_id,
+        "ip_address": context.ip_address,
+        "user_agent": context.user_agent,
+        "note": context.note,
+    }
+
+
+def staging_row(index: int, merge_round: int, key: tuple[str, str], change: ConsentChange) -> tuple:
+    """One item (a change of the normalised address `key`) as a row of the statement's input
+    (STAGING_COLUMNS)."""
     confirmation, revoke = change.confirmation, change.revoke
     return (
         index,
         merge_round,
         *key,
-        erased,
+        erased_address(key[1]),
         change.state,
-        keeps_state,
+        change.keeps_state_of(key[0]),
         confirmation is not None,
         confirmation.source if confirmation else "",
         confirmation.description if confirmation else "",
@@ -425,8 +291,8 @@ def staging_row(
         revoke.updated_date if revoke else None,
         None if change.extended_fields is None else to_json(change.extended_fields),
         change.activity_date(),
-        activity,
-        request,
+        change.primary_activity_name(),
+        to_json(change.as_json()),
     )
 
 
@@ -437,15 +303,7 @@ def upsert_many_in_sql(
     previous state, state). An item missing from the answer was not merged: a concurrent writer
     created its address first, and the address's later items were held back too, so that the
     caller can apply them in order."""
-    params = {
-        "now": now,
-        "door": context.door,
-        "actor": context.actor,
-        "request_id": context.request_id,
-        "ip_address": context.ip_address,
-        "user_agent": context.user_agent,
-        "note": context.note,
-    }
+    params = _context_params(context, now)
     merged: dict[int, tuple[str, str, str, str, str]] = {}
     rounds = 1 + max((row[1] for row in rows), default=-1)
     with connection.cursor() as cursor:
