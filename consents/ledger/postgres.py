@@ -106,15 +106,19 @@ decided AS (
             THEN i.sent_date <= GREATEST(o.confirmation_date, o.revoke_date)
             ELSE i.sent_date < GREATEST(o.confirmation_date, o.revoke_date)
         END, false) AS superseded,
+        -- An activity sent again is a replay (its stored date kept when it was sent without
+        -- one) only when the state stays as it is (rules.set_fields).
         i.conf AND NOT (
-            o.confirmation_date IS NOT NULL
+            (i.keeps_state OR i.sent_state = o.state)
+            AND o.confirmation_date IS NOT NULL
             AND o.confirmation_source = i.conf_source
             AND o.confirmation_description = i.conf_description
             AND o.confirmation_opt_in_level = i.conf_level
             AND o.confirmation_date = COALESCE(i.conf_date, o.confirmation_date)
         ) AS sets_conf,
         i.rev AND NOT (
-            o.revoke_date IS NOT NULL
+            (i.keeps_state OR i.sent_state = o.state)
+            AND o.revoke_date IS NOT NULL
             AND o.revoke_source = i.rev_source
             AND o.revoke_description = i.rev_description
             AND o.revoke_date = COALESCE(i.rev_date, o.revoke_date)

@@ -94,19 +94,23 @@ def set_fields(
     consent: MarketingConsent, change: ConsentChange, now: datetime, *, creating: bool
 ) -> None:
     """Copy a change onto a consent (in memory). An activity sent again without a date keeps
-    its stored date, so that replaying a request is a no-op."""
+    its stored date when the state stays as it is, so that replaying a request is a no-op; when
+    the state changes, it is a new act of the person's, dated now (else an opt-out made again
+    would keep the date of the first, older than the opt-in it undoes)."""
+    previous_state = consent.state
     if change.state is not None and (creating or not change.keeps_state_of(consent.type)):
         consent.state = change.state
+    replay = consent.state == previous_state
     if change.confirmation is not None:
         activity = change.confirmation
-        if not activity.same_as_stored(consent):
+        if not (replay and activity.same_as_stored(consent)):
             consent.confirmation_source = activity.source
             consent.confirmation_description = activity.description
             consent.confirmation_opt_in_level = activity.opt_in_level
             consent.confirmation_date = activity.updated_date or now
     if change.revoke is not None:
         activity = change.revoke
-        if not activity.same_as_stored(consent):
+        if not (replay and activity.same_as_stored(consent)):
             consent.revoke_source = activity.source
             consent.revoke_description = activity.description
             consent.revoke_date = activity.updated_date or now
