@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from consents.exports import format_date
 from consents.ledger import (
     ChangeContext,
     ConfirmationActivity,
@@ -68,12 +69,12 @@ def test_a_change_is_delivered_signed_in_the_platform_envelope(webhook_settings,
         "lastConfirmationActivity": {
             "source": "FORM",
             "description": "",
-            "updatedDate": got.json()["eventTime"],
+            "updatedDate": format_date(result.consent.confirmation_date),
             "optInLevel": "SINGLE_CONFIRMATION",
         },
         "extendedFields": {},
-        "createdDate": got.json()["eventTime"],
-        "updatedDate": got.json()["eventTime"],
+        "createdDate": format_date(result.consent.created_date),
+        "updatedDate": format_date(result.consent.updated_date),
     }
     body = got.json()
     assert json.loads(body["createdEvent"]["entityAsJson"]) == entity
@@ -82,7 +83,7 @@ def test_a_change_is_delivered_signed_in_the_platform_envelope(webhook_settings,
         "entityFqdn": ENTITY_FQDN,
         "slug": "created",
         "entityId": str(result.consent.id),
-        "eventTime": body["eventTime"],
+        "eventTime": format_date(event.recorded_at),
         "createdEvent": {"entityAsJson": body["createdEvent"]["entityAsJson"]},
         "consentProof": {
             "ledgerEventId": event.id,
