@@ -1,8 +1,12 @@
 """Settings for the test suite: the real settings with a throwaway key and a fast hasher."""
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-for-the-consentsite-suite-x9f2Lq")
+# Without CELERY_BROKER_URL, tasks queued by the tests (and read by the workers some tests start)
+# go through a filesystem broker of this run only.
+os.environ.setdefault("CELERY_FILESYSTEM_BROKER_DIR", tempfile.mkdtemp(prefix="consentsite-broker-"))
 
 from consentsite.settings import *  # noqa: F403
 
