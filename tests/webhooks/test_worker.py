@@ -1,6 +1,7 @@
 """Delivery by real Celery workers (`celery -A consentsite worker --beat`) on the configured
 broker: Redis when CELERY_BROKER_URL names it (CI), else the filesystem transport."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,6 +47,7 @@ def start_worker(tmp_path: Path) -> subprocess.Popen:
         ],
         cwd=ROOT,
         env=env,
+        start_new_session=True,  # its own process group: the worker and its embedded beat
     )  # fmt: skip
 
 
@@ -58,13 +60,16 @@ def wait_until(condition, what: str) -> None:
 
 
 def stop(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    """Stop a worker and its embedded beat (a child process)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)  # whatever of the group is still there
 
 
 def in_order_once_each(received: list[int], expected: list[int]) -> bool:
@@ -86,7 +91,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_keeps_order(
     try:
         ids = [upsert(f"k{n}@example.com").event.id for n in range(60)]
         wait_until(lambda: len(receiver.received) >= 10, "the first deliveries")
-        worker.send_signal(signal.SIGKILL)
+        os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
         ids += [upsert(f"late{n}@example.com").event.id for n in range(10)]
         assert len(set(receiver.ledger_event_ids())) < len(ids)
