@@ -245,5 +245,9 @@ WEBHOOK_RETRY_SCHEDULE = [
         default=[5, 60, 300, 1800, 7200, 18000, 36000, 36000, 43200, 43200, 43200, 43200],
     )
 ]
-WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=WEBHOOK_TIMEOUT_SECONDS + 30)
+# How long a worker delivering for an endpoint holds it (renewed at half-time; more than twice
+# the timeout, so a request never outlives it). A killed worker's endpoints wait this long.
+WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=2 * WEBHOOK_TIMEOUT_SECONDS + 30)
+if WEBHOOK_LEASE_SECONDS <= 2 * WEBHOOK_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("WEBHOOK_LEASE_SECONDS must exceed twice WEBHOOK_TIMEOUT_SECONDS.")
 WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 3600)

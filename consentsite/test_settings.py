@@ -6,7 +6,9 @@ import tempfile
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-for-the-consentsite-suite-x9f2Lq")
 # Without CELERY_BROKER_URL, tasks queued by the tests (and read by the workers some tests start)
 # go through a filesystem broker of this run only.
-os.environ.setdefault("CELERY_FILESYSTEM_BROKER_DIR", tempfile.mkdtemp(prefix="consentsite-broker-"))
+os.environ.setdefault(
+    "CELERY_FILESYSTEM_BROKER_DIR", tempfile.mkdtemp(prefix="consentsite-broker-")
+)
 
 from consentsite.settings import *  # noqa: F403
 

@@ -219,9 +219,13 @@ def _drain(endpoint_id: int, token: str) -> float | None:
         consents = MarketingConsent.objects.in_bulk({event.consent_id for event in events})
         delivered: list[WebhookAttempt] = []
         failed = None
+        renewed_at = 0.0
         for event in events:
-            if not _renew(endpoint_id, token):
-                break
+            # Renew the lease when less than half of it is left (it outlasts any one request).
+            if time.monotonic() - renewed_at > settings.WEBHOOK_LEASE_SECONDS / 2:
+                if not _renew(endpoint_id, token):
+                    break
+                renewed_at = time.monotonic()
             attempt = send(endpoint, event, consents.get(event.consent_id))
             if not attempt.succeeded:
                 failed = attempt

@@ -35,6 +35,7 @@ def start_worker(tmp_path: Path) -> subprocess.Popen:
         "WEBHOOK_ALLOW_INSECURE_TARGETS": "true",
         "WEBHOOK_RETRY_SCHEDULE": "0.2,0.5,1",
         "WEBHOOK_SWEEP_SECONDS": "1",
+        "WEBHOOK_TIMEOUT_SECONDS": "1",
         "WEBHOOK_LEASE_SECONDS": "3",
         "LOG_LEVEL": "WARNING",
     }
