@@ -66,7 +66,9 @@ class Receiver:
                 else:
                     event_id = json.loads(body)["consentProof"]["ledgerEventId"]
                     with lock:
-                        if event_id in first_seen:
+                        if event_id < 0:  # the floor's requests
+                            pass
+                        elif event_id in first_seen:
                             counts["duplicates"] += 1
                         else:
                             first_seen[event_id] = at

@@ -3,6 +3,7 @@
 import json
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -292,3 +293,25 @@ def test_a_loopback_target_is_refused_at_delivery(webhook_settings, receiver):
     attempt = WebhookAttempt.objects.get()
     assert attempt.error == "Refused: The URL points to a loopback address."
     assert attempt.status_code is None
+
+
+def test_the_readme_consumer_snippet_verifies_and_reads_a_delivery(webhook_settings, receiver):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Change events") :]
+    start = section.index("```python\n") + len("```python\n")
+    snippet = section[start : section.index("\n```", start)]
+    endpoint = endpoint_for(receiver)
+    upsert("readme@example.com", REVOKE)
+    deliver_all(endpoint)
+    [got] = receiver.received
+    handled = []
+    scope = {
+        "already_handled": lambda event_id: False,
+        "update_suppression_list": lambda details, may_send: handled.append((details, may_send)),
+    }
+    exec(snippet.replace("whsec_…", endpoint.secret), scope)
+
+    assert scope["receive"](got.body, got.headers) == 204
+    assert handled == [({"type": "EMAIL", "email": "readme@example.com"}, False)]
+    tampered = got.body.replace(b"REVOKED", b"CONFIRMED")
+    assert scope["receive"](tampered, got.headers) == 400
