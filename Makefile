@@ -28,7 +28,7 @@ migrate: install .env
 run: migrate
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/celery -A consentsite worker --beat --pool threads --concurrency 4 --loglevel INFO & \
-	trap 'kill $$! 2>/dev/null; wait $$!' EXIT; \
+	trap 'kill $$! 2>/dev/null; wait $$! 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## Set up and run the whole test suite (DATABASE_URL picks the database; SQLite by default).

@@ -5,6 +5,10 @@ Its settings are the Django settings starting with CELERY_ (see consentsite/sett
 import os
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+
+# `filesystem://` is kombu's filesystem transport with atomic writes (see consentsite/broker.py).
+TRANSPORT_ALIASES["filesystem"] = "consentsite.broker:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consentsite.settings")
 

@@ -207,7 +207,7 @@ def _drain(endpoint_id: int, token: str) -> float | None:
             return None
         now = timezone.now()
         if endpoint.next_attempt_at is not None and endpoint.next_attempt_at > now:
-            return (endpoint.next_attempt_at - now).total_seconds()
+            return None  # the failure that set it queued its retry (and the sweep finds it)
         settled = settled_event_id()
         if settled is None:
             return settings.WEBHOOK_SWEEP_SECONDS / 2

@@ -4,6 +4,7 @@ sweep that finds endpoints with work a lost message left behind."""
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -15,7 +16,8 @@ from consents.webhooks.models import WebhookEndpoint
 @shared_task(ignore_result=True)
 def deliver_endpoint(endpoint_id: int) -> None:
     again = delivery.deliver_pending(endpoint_id)
-    if again is not None:
+    # Later retries are left to the sweep, rather than held in a worker's memory for hours.
+    if again is not None and again <= settings.WEBHOOK_SWEEP_SECONDS:
         deliver_endpoint.apply_async((endpoint_id,), countdown=again)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from consents.webhooks.models import WebhookEndpoint
 
@@ -21,10 +23,12 @@ def wake_endpoints() -> None:
     from consents.webhooks.tasks import deliver_endpoint
 
     try:
+        # An endpoint waiting to retry its head event has nothing to do before then.
+        waiting = Q(next_attempt_at__gt=timezone.now())
         asleep = list(
-            WebhookEndpoint.objects.filter(is_active=True, wake_pending=False).values_list(
-                "id", flat=True
-            )
+            WebhookEndpoint.objects.filter(is_active=True, wake_pending=False)
+            .exclude(waiting)
+            .values_list("id", flat=True)
         )
         for endpoint_id in asleep:
             claimed = WebhookEndpoint.objects.filter(id=endpoint_id, wake_pending=False)
