@@ -213,8 +213,9 @@ def test_a_broker_that_is_down_never_fails_the_write(
     webhook_settings, receiver, api_client, caplog
 ):
     endpoint = endpoint_for(receiver)
-    app.conf.broker_url, saved = "redis://127.0.0.1:1/0", app.conf.broker_url
-    app.pool.force_close_all()
+    # A broker nothing listens on, through a producer pool of its own.
+    saved_url, saved_pool = app.conf.broker_url, app._pool
+    app.conf.broker_url, app._pool = "redis://127.0.0.1:1/0", None
     try:
         response = api_client.post(
             "/marketing-consent/v1/marketing-consent/upsert",
@@ -226,11 +227,37 @@ def test_a_broker_that_is_down_never_fails_the_write(
             format="json",
         )
     finally:
-        app.conf.broker_url = saved
-        app.pool.force_close_all()
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app.conf.broker_url, app._pool = saved_url, saved_pool
     assert response.status_code == 200
     assert "Could not queue change-event delivery" in caplog.text
     endpoint.refresh_from_db()
     assert endpoint.wake_pending is False  # the next commit or the sweep queues it
     deliver_all(endpoint)
     assert len(receiver.received) == 1
+
+
+def test_the_admin_replays_an_endpoint_since_a_time(admin_client, webhook_settings, receiver):
+    endpoint = endpoint_for(receiver)
+    events = [upsert(f"replay{n}@example.com").event for n in range(3)]
+    deliver_all(endpoint)
+    since = events[1].recorded_at
+    response = admin_client.post(
+        reverse("admin:consents_webhookendpoint_change", args=[endpoint.id]),
+        {
+            "url": endpoint.url,
+            "description": "",
+            "event_types": EventType.values,
+            "consent_type": "",
+            "is_active": "on",
+            "since": since.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "attempts-TOTAL_FORMS": "0",
+            "attempts-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302
+    endpoint.refresh_from_db()
+    assert endpoint.cursor == events[1].id - 1
+    deliver_all(endpoint)
+    assert receiver.ledger_event_ids() == [e.id for e in events] + [e.id for e in events[1:]]

@@ -26,7 +26,7 @@ def start_worker(tmp_path: Path) -> subprocess.Popen:
     database = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "consentsite.test_settings",
+        "DJANGO_SETTINGS_MODULE": "consentsite.settings",
         "DATABASE_URL": (
             f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
             f"{database['NAME']}"
