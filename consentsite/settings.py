@@ -216,6 +216,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_FILESYSTEM_BROKER_DIR),
         "data_folder_out": str(CELERY_FILESYSTEM_BROKER_DIR),
+        "control_folder": str(CELERY_FILESYSTEM_BROKER_DIR / "control"),
         "polling_interval": 0.1,
     }
     CELERY_FILESYSTEM_BROKER_DIR.mkdir(parents=True, exist_ok=True)
