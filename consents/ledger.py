@@ -23,6 +23,7 @@ from uuid import UUID, uuid4
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -57,6 +58,16 @@ _ENUM_VALUES = {
 # Activity dates later than this past the server's clock are refused: "latest consent wins", so a
 # date far in the future would freeze the consent against every later opt-in or opt-out.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+# Sent inside the transaction that recorded events which changed a consent (created, updated,
+# deleted): change-event delivery wakes once it commits (see consents/webhooks).
+changes_recorded = Signal()
+_CHANGING_KINDS = frozenset({EventKind.CREATED, EventKind.UPDATED, EventKind.DELETED})
+
+
+def _announce(kinds: Iterable[str]) -> None:
+    if not _CHANGING_KINDS.isdisjoint(kinds):
+        changes_recorded.send(sender=ConsentEvent)
 
 
 _UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
@@ -322,6 +333,7 @@ def consent_upsert(
             event = _event(consent, kind, previous_state, change, context)
             event.id, event.recorded_at = event_id, now
             event._state.adding = False
+            _announce([kind])
             return LedgerResult(consent=_as_asked(consent, address), event=event)
     return _upsert_with_lock(type, address, change, context, expected_revision)
 
@@ -449,7 +461,10 @@ def _upsert_accepted(
 
     lost = _insert_new_consents(created)
     _update_changed(consents, changed_fields, revisions)
-    ConsentEvent.objects.bulk_create([events[i] for i, key, _ in accepted if key not in lost])
+    written = ConsentEvent.objects.bulk_create(
+        [events[i] for i, key, _ in accepted if key not in lost]
+    )
+    _announce(event.kind for event in written)
     # A concurrent writer created these addresses first: replay their items one by one as
     # updates of the winner's row, in order.
     _lock_in_order(lost)
@@ -554,6 +569,7 @@ def consent_upsert_many(
     rows = batch.staging_rows if batch.staging_rows is not None else _staging_rows(accepted)
     with transaction.atomic():
         merged = upsert_many_in_sql(rows, context=context, now=_now())
+        _announce(outcome[0] for outcome in merged.values())
         for index, key, change in accepted:
             if index in merged:
                 outcomes[index] = Outcome(*merged[index])
@@ -1119,6 +1135,7 @@ def _result(
 ) -> LedgerResult:
     event = _event(consent, kind, previous_state, change, context)
     event.save()
+    _announce([kind])
     return LedgerResult(consent=consent, event=event)
 
 
