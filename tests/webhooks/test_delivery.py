@@ -69,7 +69,6 @@ def test_a_change_is_delivered_signed_in_the_platform_envelope(webhook_settings,
         "state": "CONFIRMED",
         "lastConfirmationActivity": {
             "source": "FORM",
-            "description": "",
             "updatedDate": format_date(result.consent.confirmation_date),
             "optInLevel": "SINGLE_CONFIRMATION",
         },
