@@ -23,9 +23,13 @@ install: $(INSTALLED)
 migrate: install .env
 	$(BIN)/python manage.py migrate --noinput
 
-## Set up, migrate, load demo data and serve on http://127.0.0.1:8000 (SQLite by default).
+## Set up, migrate, load demo data and serve on http://127.0.0.1:8000 (SQLite by default),
+## with a Celery worker and its beat delivering change events (no broker server needed).
+## Ctrl-C stops both.
 run: migrate
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/celery -A consentsite worker --beat --pool threads --concurrency 4 --loglevel INFO & \
+	trap 'kill $$! 2>/dev/null; wait $$! 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 # The source platform's JS SDK, a client in the consent API's SDK test (versions in tests/).

@@ -326,3 +326,7 @@ class RequestCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.period}: {self.count}"
+
+
+# The change-event (webhook) models live with their feature; importing them registers them here.
+from consents.webhooks.models import WebhookAttempt, WebhookEndpoint  # noqa: E402, F401

@@ -314,5 +314,55 @@ LOGGING = {
         # Our request log replaces the development server's own per-request line.
         "django.server": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
+        # A line per webhook request; attempts are recorded in the database instead.
+        "httpx": {"level": "WARNING"},
     },
 }
+
+# Change events (webhooks) and the Celery workers that deliver them. Without CELERY_BROKER_URL
+# the broker is kombu's filesystem transport in CELERY_FILESYSTEM_BROKER_DIR: no server needed,
+# for one machine (`make run`); production names Redis or RabbitMQ.
+CELERY_FILESYSTEM_BROKER_DIR = Path(
+    env.str("CELERY_FILESYSTEM_BROKER_DIR", default=str(BASE_DIR / "var" / "broker"))
+)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_FILESYSTEM_BROKER_DIR),
+        "data_folder_out": str(CELERY_FILESYSTEM_BROKER_DIR),
+        "control_folder": str(CELERY_FILESYSTEM_BROKER_DIR / "control"),
+        "polling_interval": 0.1,
+    }
+    CELERY_FILESYSTEM_BROKER_DIR.mkdir(parents=True, exist_ok=True)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queuing from a request gives up quickly when the broker is down: the sweep delivers later.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "var" / "celerybeat-schedule")
+)
+WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=10.0)
+CELERY_BEAT_SCHEDULE = {
+    "webhook-sweep": {
+        "task": "consents.webhooks.tasks.sweep",
+        "schedule": WEBHOOK_SWEEP_SECONDS,
+    },
+}
+
+WEBHOOK_ALLOW_INSECURE_TARGETS = env.bool("WEBHOOK_ALLOW_INSECURE_TARGETS", default=False)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Seconds between a head event's failures and its retry (about three days in all), ±20% jitter.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(step)
+    for step in env.list(
+        "WEBHOOK_RETRY_SCHEDULE",
+        default=[5, 60, 300, 1800, 7200, 18000, 36000, 36000, 43200, 43200, 43200, 43200],
+    )
+]
+# How long a worker delivering for an endpoint holds it (renewed at half-time; more than twice
+# the timeout, so a request never outlives it). A killed worker's endpoints wait this long.
+WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=2 * WEBHOOK_TIMEOUT_SECONDS + 30)
+if WEBHOOK_LEASE_SECONDS <= 2 * WEBHOOK_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("WEBHOOK_LEASE_SECONDS must exceed twice WEBHOOK_TIMEOUT_SECONDS.")
+WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 3600)

@@ -27,6 +27,7 @@ from consents.ledger.changes import (
     LedgerResult,
     Outcome,
     RevokeActivity,
+    changes_recorded,
     to_millisecond,
     unstorable_json_fault,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "Outcome",
     "PreparedBatch",
     "RevokeActivity",
+    "changes_recorded",
     "check_confirmation_link",
     "communication_eligibility",
     "consent_add",

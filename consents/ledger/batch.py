@@ -24,6 +24,7 @@ from consents.ledger.changes import (
     LedgerResult,
     Outcome,
     RevokeActivity,
+    announce,
     current_time,
 )
 from consents.ledger.locking import apply_locked, consent_upsert, lock_in_order, locked
@@ -80,7 +81,10 @@ def _upsert_accepted(
 
     lost = _insert_new_consents(created)
     _update_changed(consents, changed_fields, revisions)
-    ConsentEvent.objects.bulk_create([events[i] for i, key, _ in accepted if key not in lost])
+    written = ConsentEvent.objects.bulk_create(
+        [events[i] for i, key, _ in accepted if key not in lost]
+    )
+    announce(event.kind for event in written)
     # A concurrent writer created these addresses first: replay their items one by one as
     # updates of the winner's row, in order.
     lock_in_order(lost)
@@ -160,6 +164,7 @@ def consent_upsert_many(
     rows = batch.staging_rows if batch.staging_rows is not None else _staging_rows(accepted)
     with transaction.atomic():
         merged = upsert_many_in_sql(rows, context=context, now=current_time())
+        announce(outcome[0] for outcome in merged.values())
         for index, key, change in accepted:
             if index in merged:
                 outcomes[index] = Outcome(*merged[index])

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.dispatch import Signal
 from django.utils import timezone
 
 from consents.exceptions import InvalidChange
@@ -19,12 +21,24 @@ from consents.models import (
     ConsentEvent,
     ConsentState,
     ConsentType,
+    EventKind,
     MarketingConsent,
     OptInLevel,
     RevokeSource,
 )
 
 STATES_NEEDING_CONFIRMATION = frozenset({ConsentState.PENDING, ConsentState.CONFIRMED})
+
+# Sent inside the transaction that recorded events which changed a consent (created, updated,
+# deleted): change-event delivery wakes once it commits (see consents/webhooks).
+changes_recorded = Signal()
+_CHANGING_KINDS = frozenset({EventKind.CREATED, EventKind.UPDATED, EventKind.DELETED})
+
+
+def announce(kinds: Iterable[str]) -> None:
+    """Tell `changes_recorded`'s receivers when any of these event kinds changed a consent."""
+    if not _CHANGING_KINDS.isdisjoint(kinds):
+        changes_recorded.send(sender=ConsentEvent)
 
 
 # Each enum's values, computed once: `TextChoices.values` builds a new list on every access.

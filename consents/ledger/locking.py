@@ -19,6 +19,7 @@ from consents.ledger.changes import (
     ConsentChange,
     LedgerResult,
     RevokeActivity,
+    announce,
     current_time,
 )
 from consents.ledger.postgres import upsert_in_one_statement
@@ -66,6 +67,7 @@ def consent_upsert(
             event = event_for(consent, kind, previous_state, change, context)
             event.id, event.recorded_at = event_id, now
             event._state.adding = False
+            announce([kind])
             return LedgerResult(consent=as_asked(consent, address), event=event)
     return upsert_with_lock(type, address, change, context, expected_revision)
 
@@ -401,4 +403,5 @@ def record(
 ) -> LedgerResult:
     event = event_for(consent, kind, previous_state, change, context)
     event.save()
+    announce([kind])
     return LedgerResult(consent=consent, event=event)
