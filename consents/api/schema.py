@@ -26,7 +26,7 @@ def _text(max_length: int) -> dict[str, Any]:
 # `{type, email}` or `{type, phone}`: the address the type names is required (the other is read
 # as text and ignored).
 DETAILS = {
-    "oneOf": [
+    "anyOf": [
         {
             "type": "object",
             "properties": {
@@ -60,7 +60,7 @@ def _condition(value: dict, operators: tuple[str, ...]) -> dict:
         "$startsWith": {"type": "string", "minLength": 1, "maxLength": 254},
     }
     return {
-        "oneOf": [
+        "anyOf": [
             value,
             {
                 "type": "object",

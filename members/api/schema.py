@@ -61,6 +61,7 @@ CORRELATION_HEADER = OpenApiParameter(
 )
 CORRELATION_ID_PATH = OpenApiParameter(
     "correlation_id",
+    # In the schema's (ECMA-262) spelling: ^ and $ for Python's \A and \Z.
     {
         "type": "string",
         "pattern": s.CORRELATION_ID_PATTERN.pattern.replace("\\A", "^").replace("\\Z", "$"),
