@@ -97,9 +97,14 @@ FILTER = {
 }
 
 
+def _one_of(states: list[str]) -> dict[str, str]:
+    """States as a pattern, not an enum: drf-spectacular would name each enum a component."""
+    return {"pattern": f"^({'|'.join(states)})$"}
+
+
 def _state_needs(states: list[str], activity: str) -> dict[str, Any]:
     return {
-        "properties": {"state": {"enum": states}, activity: {"type": "object"}},
+        "properties": {"state": _one_of(states), activity: {"type": "object"}},
         "required": ["state", activity],
     }
 
@@ -110,7 +115,7 @@ NEEDS_REVOKE = [ConsentState.REVOKED]
 STATE_NEEDS_ACTIVITY = [
     {
         "properties": {
-            "state": {"enum": [s for s in STATES if s not in NEEDS_CONFIRMATION + NEEDS_REVOKE]}
+            "state": _one_of([s for s in STATES if s not in NEEDS_CONFIRMATION + NEEDS_REVOKE])
         }
     },
     _state_needs(NEEDS_CONFIRMATION, "lastConfirmationActivity"),
