@@ -209,7 +209,8 @@ def run_query(body: Any) -> Page:
     query = body.get("query", {}) if isinstance(body, dict) else None
     if not isinstance(query, dict):
         raise refuse("query", "A query must be an object.")
-    paging = query.get("cursorPaging") or {}
+    paging = query.get("cursorPaging")
+    paging = {} if paging is None else paging
     if not isinstance(paging, dict):
         raise refuse("query.cursorPaging", "cursorPaging must be an object.")
     limit = paging.get("limit", DEFAULT_LIMIT)

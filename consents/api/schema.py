@@ -1,10 +1,149 @@
 """OpenAPI descriptions of the consent API's errors: the platform's standard shape, with an
 example per status."""
 
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 
+from consents.models import ConsentState
 from consentsite.api_errors import consent_error_body, consent_validation_body
+
+# Shapes of input that drf-spectacular cannot derive from the fields (docs/consent-api.md, "What
+# the schema declares"). A phone number's validity (libphonenumber) cannot be expressed: the
+# pattern is E.164's shape, and the server may still refuse a number of that shape.
+EMAIL = {"type": "string", "format": "email", "minLength": 3, "maxLength": 254}
+PHONE = {"type": "string", "pattern": r"^\+[1-9][0-9]{6,14}$"}
+CONSENT_TYPES = ("EMAIL", "PHONE")
+
+
+def _text(max_length: int) -> dict[str, Any]:
+    """A text the server reads but does not use here: not blank, within its length."""
+    return {"type": "string", "pattern": r"\S", "maxLength": max_length}
+
+
+# `{type, email}` or `{type, phone}`: the address the type names is required (the other is read
+# as text and ignored).
+DETAILS = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "enum": ["EMAIL"]},
+                "email": EMAIL,
+                "phone": _text(64),
+            },
+            "required": ["type", "email"],
+        },
+        {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "enum": ["PHONE"]},
+                "phone": PHONE,
+                "email": _text(320),
+            },
+            "required": ["type", "phone"],
+        },
+    ]
+}
+DATE_TIME = {"type": "string", "format": "date-time"}
+UUID = {"type": "string", "format": "uuid"}
+STATES = tuple(ConsentState.values)
+
+
+def _condition(value: dict, operators: tuple[str, ...]) -> dict:
+    """A field's condition: a bare value (`$eq`) or an object of its operators."""
+    by_operator = {
+        "$in": {"type": "array", "items": value},
+        "$exists": {"type": "boolean"},
+        "$startsWith": {"type": "string", "minLength": 1, "maxLength": 254},
+    }
+    return {
+        "anyOf": [
+            value,
+            {
+                "type": "object",
+                "properties": {op: by_operator.get(op, value) for op in operators},
+                "minProperties": 1,
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+
+EQUALITY = ("$eq", "$ne", "$in", "$exists")
+COMPARISON = ("$eq", "$ne", "$gt", "$lt", "$gte", "$lte")
+# The filterable fields and their operators (consents/api/query.py). `$and`, `$or` and `$not`
+# combine filters of this shape; the schema shows one level of them.
+FIELD_CONDITIONS = {
+    "id": _condition(UUID, EQUALITY),
+    "createdDate": _condition(DATE_TIME, COMPARISON),
+    "updatedDate": _condition(DATE_TIME, COMPARISON),
+    "details.email": _condition(EMAIL, (*EQUALITY, "$startsWith")),
+    "details.phone": _condition(PHONE, (*EQUALITY, "$startsWith")),
+    "state": _condition({"type": "string", "enum": list(STATES)}, ("$eq", "$ne", "$in")),
+}
+FIELD_FILTER = {"type": "object", "properties": FIELD_CONDITIONS, "additionalProperties": False}
+FILTER = {
+    "type": "object",
+    "properties": {
+        **FIELD_CONDITIONS,
+        "$and": {"type": "array", "items": FIELD_FILTER, "minItems": 1},
+        "$or": {"type": "array", "items": FIELD_FILTER, "minItems": 1},
+        "$not": FIELD_FILTER,
+    },
+    "additionalProperties": False,
+}
+
+
+def _one_of(states: list[str]) -> dict[str, str]:
+    """States as a pattern, not an enum: drf-spectacular would name each enum a component."""
+    return {"pattern": f"^({'|'.join(states)})$"}
+
+
+def _state_needs(states: list[str], activity: str) -> dict[str, Any]:
+    return {
+        "properties": {"state": _one_of(states), activity: {"type": "object"}},
+        "required": ["state", activity],
+    }
+
+
+NEEDS_CONFIRMATION = [ConsentState.PENDING, ConsentState.CONFIRMED]
+NEEDS_REVOKE = [ConsentState.REVOKED]
+# PENDING and CONFIRMED need a confirmation activity, REVOKED a revoke activity.
+STATE_NEEDS_ACTIVITY = [
+    {
+        "properties": {
+            "state": _one_of([s for s in STATES if s not in NEEDS_CONFIRMATION + NEEDS_REVOKE])
+        }
+    },
+    _state_needs(NEEDS_CONFIRMATION, "lastConfirmationActivity"),
+    _state_needs(NEEDS_REVOKE, "lastRevokeActivity"),
+]
+
+
+class ConsentFieldsScheme(OpenApiSerializerExtension):
+    """The writable parts of a consent, with the activity each state needs (a create, whose
+    state is CONFIRMED, always needs its confirmation activity)."""
+
+    target_class = "consents.api.serializers.ConsentFieldsSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        if "state" not in schema["properties"]:
+            confirmation = {"type": "object"}
+            return {
+                **schema,
+                "allOf": [
+                    {
+                        "properties": {"lastConfirmationActivity": confirmation},
+                        "required": ["lastConfirmationActivity"],
+                    }
+                ],
+            }
+        return {**schema, "anyOf": STATE_NEEDS_ACTIVITY}
 
 
 class FieldViolationSerializer(serializers.Serializer):

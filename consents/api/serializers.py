@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from consents.addresses import normalize_address
+from consents.api import schema
 from consents.exceptions import InvalidAddress
 from consents.exports import format_date
 from consents.ledger import ConfirmationActivity, ConsentChange, RevokeActivity
@@ -89,6 +90,7 @@ class ConfirmationActivitySerializer(RevokeActivitySerializer):
     )
 
 
+@extend_schema_field(schema.DETAILS)
 class DetailsSerializer(ContractSerializer):
     """`{type, email | phone}` → the type and the normalised address."""
 
@@ -153,6 +155,8 @@ def validate_extended_fields_shape(value: Any) -> None:
         "properties": {
             "namespaces": {
                 "type": "object",
+                # A namespace needs a name: the empty key matches nothing.
+                "properties": {"": {"not": {}}},
                 "additionalProperties": {"type": "object", "additionalProperties": True},
             }
         },
@@ -252,14 +256,33 @@ class UpdateConsentSerializer(ConsentFieldsSerializer):
     state = serializers.ChoiceField(choices=ConsentState.choices, required=False)
 
 
+# An updatable part, or a path inside one (lastConfirmationActivity.source), in either spelling.
+MASK_PATH = (
+    r"(state|lastConfirmationActivity|lastRevokeActivity|extendedFields"
+    r"|last_confirmation_activity|last_revoke_activity|extended_fields)(\.[^,]*)?"
+)
+
+
+@extend_schema_field({"type": "string", "pattern": rf"^{MASK_PATH}$"})
+class MaskPathField(serializers.CharField):
+    """Documented by its pattern; a path outside it is refused by the update's own check."""
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": rf"^(\s*{MASK_PATH}\s*)?(,(\s*{MASK_PATH}\s*)?)*$"}
+)
+class MaskField(serializers.CharField):
+    """Comma-separated mask paths, documented by their pattern."""
+
+
 class FieldMaskSerializer(ContractSerializer):
-    paths = serializers.ListField(child=serializers.CharField(), allow_empty=True)
+    paths = serializers.ListField(child=MaskPathField(), allow_empty=True)
 
 
 class UpdateRequestSerializer(ContractSerializer):
     marketingConsent = UpdateConsentSerializer()
     fieldMask = FieldMaskSerializer(required=False)
-    mask = serializers.CharField(required=False, allow_blank=True)
+    mask = MaskField(required=False, allow_blank=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The parts to update: the mask's paths, or every updatable part sent."""
@@ -301,9 +324,19 @@ class RemoveRequestSerializer(ContractSerializer):
     lastRevokeActivity = RevokeActivitySerializer()
 
 
+@extend_schema_field({"type": "object"})
+class ObjectField(serializers.JSONField):
+    """An object: its shape is checked by the caller, which reports it in its own way."""
+
+
 class BulkUpsertRequestSerializer(ContractSerializer):
     info = serializers.ListField(
-        child=serializers.JSONField(), allow_empty=False, max_length=MAX_BULK_ITEMS
+        child=ObjectField(),
+        allow_empty=False,
+        min_length=1,
+        max_length=MAX_BULK_ITEMS,
+        help_text="Consents as upsert takes them; each is validated on its own and a bad one "
+        "is reported in its result.",
     )
     returnEntity = serializers.BooleanField(required=False, default=True)
 
@@ -424,21 +457,27 @@ class SortingSerializer(serializers.Serializer):
     order = serializers.ChoiceField(choices=["ASC", "DESC"], required=False)
 
 
+@extend_schema_field(schema.FILTER)
+class FilterField(serializers.DictField):
+    """A filter document (consents/api/query.py reads it)."""
+
+
 class QuerySerializer(serializers.Serializer):
-    filter = serializers.DictField(required=False)
+    filter = FilterField(required=False, allow_null=True)
     sort = SortingSerializer(
         many=True,
         required=False,
+        allow_null=True,
         max_length=2,
         help_text="Up to both sortable fields, in order, each with its own order; ties by id.",
     )
-    cursorPaging = CursorPagingSerializer(required=False)
+    cursorPaging = CursorPagingSerializer(required=False, allow_null=True)
 
 
 class QueryRequestSerializer(serializers.Serializer):
     """Documents the query body; consents/api/query.py reads it."""
 
-    query = QuerySerializer()
+    query = QuerySerializer(required=False)
 
 
 class CursorsSerializer(serializers.Serializer):

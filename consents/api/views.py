@@ -16,6 +16,7 @@ from rest_framework.exceptions import ErrorDetail, NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from consents.api import schema
 from consents.api import serializers as contract
 from consents.api.query import run_query
 from consents.api.schema import errors
@@ -159,9 +160,9 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
         operation_id="getMarketingConsentByIdentifier",
         summary="Get a marketing consent by identifier",
         parameters=[
-            OpenApiParameter("type", str, enum=["EMAIL", "PHONE"], required=True),
-            OpenApiParameter("email", str),
-            OpenApiParameter("phone", str),
+            OpenApiParameter("type", str, enum=list(schema.CONSENT_TYPES), required=True),
+            OpenApiParameter("email", schema.EMAIL, description="Required when `type` is EMAIL."),
+            OpenApiParameter("phone", schema.PHONE, description="Required when `type` is PHONE."),
         ],
         responses={200: contract.GetByResponseSerializer, **errors()},
         description="The consent of an address and whether marketing may be sent to it now. "

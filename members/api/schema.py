@@ -10,6 +10,9 @@ from members.api import serializers as s
 from members.models import IdentifierType
 
 TAGS = ["Member API"]
+# `?channels=`: EMAIL and/or SMS, comma-separated, in any case.
+_CHANNEL = r"\s*([Ee][Mm][Aa][Ii][Ll]|[Ss][Mm][Ss])\s*"
+CHANNELS_PATTERN = rf"^{_CHANNEL}(,{_CHANNEL})*$"
 
 
 def _errors(*cases: tuple[int, str, str]) -> dict[int, OpenApiResponse]:
@@ -58,7 +61,11 @@ CORRELATION_HEADER = OpenApiParameter(
 )
 CORRELATION_ID_PATH = OpenApiParameter(
     "correlation_id",
-    OpenApiTypes.STR,
+    # In the schema's (ECMA-262) spelling: ^ and $ for Python's \A and \Z.
+    {
+        "type": "string",
+        "pattern": s.CORRELATION_ID_PATTERN.pattern.replace("\\A", "^").replace("\\Z", "$"),
+    },
     OpenApiParameter.PATH,
     description="The correlation id of a session started with the sessions endpoint.",
 )
@@ -170,7 +177,7 @@ GET_PREFERENCES = _operation(
         CORRELATION_ID_PATH,
         OpenApiParameter(
             "channels",
-            OpenApiTypes.STR,
+            {"type": "string", "pattern": CHANNELS_PATTERN},
             OpenApiParameter.QUERY,
             description="The channels to return, comma-separated: `EMAIL`, `SMS` (default both).",
             examples=[OpenApiExample("Email only", value="EMAIL")],
