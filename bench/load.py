@@ -138,11 +138,13 @@ def seed_script() -> str:
         from django.utils import timezone
         from consents.ledger import BatchItem, ChangeContext, ConfirmationActivity, ConsentChange
         from consents.ledger import consent_upsert_batch
+        from consents.models import ClientApiKey
         from members.models import Member, MemberSession
+        api_key = ClientApiKey.objects.get()
         for n in range({SESSIONS}):
             member = Member.objects.create(email=f"member-{{n}}@example.com")
             MemberSession.objects.create(
-                correlation_id=f"load-{{n}}", member=member, channel="WEBSITE",
+                correlation_id=f"load-{{n}}", member=member, channel="WEBSITE", api_key=api_key,
                 expires_at=timezone.now() + timedelta(days=1))
         change = ConsentChange(state="CONFIRMED", confirmation=ConfirmationActivity(source="FORM"))
         addresses = [f"stored-{{n}}@example.com" for n in range({STORED_CONSENTS})]
