@@ -45,6 +45,8 @@ class RequestLogMiddleware:
         request.request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
+        if not logger.isEnabledFor(logging.INFO):
+            return response
         api_key = looked_up_api_key(request)
         logger.info(
             json.dumps(

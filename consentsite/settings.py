@@ -103,6 +103,8 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE",
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, its per-request health check made without a round trip.
+    DATABASES["default"]["ENGINE"] = "consentsite.postgresql"
     # Parameters bound by the server, and statements run five times prepared: the hot paths
     # (the one-statement upsert above all) are then parsed and planned once per connection.
     # A pooler without prepared-statement support needs DATABASE_PREPARE_THRESHOLD=none.
