@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SDK_INSTALLED := tests/node_modules/.package-lock.json
 
-.PHONY: install run test lint format migrate
+.PHONY: install run serve test lint format migrate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ migrate: install .env
 run: migrate
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+## Serve in production: gunicorn with gunicorn.conf.py, on BIND (default 127.0.0.1:8000) with
+## WEB_CONCURRENCY worker processes (default 2). Migrate and collect static files first.
+serve: install
+	exec $(BIN)/gunicorn -c gunicorn.conf.py
 
 # The source platform's JS SDK, a client in the consent API's SDK test (versions in tests/).
 $(SDK_INSTALLED): tests/package.json tests/package-lock.json
