@@ -67,12 +67,13 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "consentsite.middleware.ApiRequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser middleware run on every route but the APIs' (consentsite/middleware.py).
+    "consentsite.middleware.BrowserWhiteNoiseMiddleware",
+    "consentsite.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "consentsite.middleware.BrowserCsrfViewMiddleware",
+    "consentsite.middleware.BrowserAuthenticationMiddleware",
+    "consentsite.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: answers a locked-out admin login.
     "axes.middleware.AxesMiddleware",
