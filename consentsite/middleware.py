@@ -17,7 +17,6 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -227,9 +226,10 @@ class ApiRequestGuardMiddleware:
 
 
 class BrowserOnly:
-    """Mixed into a browser middleware (sessions, messages, CSRF, users, static files): it runs
-    on every route but the APIs'. An API request carries no cookie, form or page and is answered
-    by its API key, so it skips them. (Subclasses, so that Django's checks still find them.)"""
+    """Mixed into a browser middleware (sessions, messages, users, static files): it runs on
+    every route but the APIs'. An API request carries no cookie, form or page and is answered
+    by its API key, so it skips them. (Subclasses, so that Django's checks still find them. CSRF
+    stays as it is: the deploy check looks for its own name, and the APIs' views are exempt.)"""
 
     get_response: Callable[[HttpRequest], HttpResponse]
 
@@ -245,13 +245,6 @@ class BrowserWhiteNoiseMiddleware(BrowserOnly, WhiteNoiseMiddleware):
 
 class BrowserSessionMiddleware(BrowserOnly, SessionMiddleware):
     pass
-
-
-class BrowserCsrfViewMiddleware(BrowserOnly, CsrfViewMiddleware):
-    def process_view(self, request: HttpRequest, view, args, kwargs) -> HttpResponse | None:
-        if api_style_for_path(request.path) is not None:
-            return None
-        return super().process_view(request, view, args, kwargs)
 
 
 class BrowserAuthenticationMiddleware(BrowserOnly, AuthenticationMiddleware):

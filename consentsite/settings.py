@@ -67,11 +67,11 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "consentsite.middleware.ApiRequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # The browser middleware run on every route but the APIs' (consentsite/middleware.py).
+    # Browser middleware: the Browser* ones skip the APIs' routes (consentsite/middleware.py).
     "consentsite.middleware.BrowserWhiteNoiseMiddleware",
     "consentsite.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "consentsite.middleware.BrowserCsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "consentsite.middleware.BrowserAuthenticationMiddleware",
     "consentsite.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
