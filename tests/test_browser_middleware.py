@@ -1,5 +1,5 @@
-"""The browser middleware (sessions, messages, CSRF, users, static files) runs on the admin and
-the link pages, not on the APIs' routes."""
+"""The browser middleware (sessions, messages, users, static files) runs on the admin and the
+link pages, not on the APIs' routes; CSRF protection guards the admin and leaves the APIs be."""
 
 import pytest
 from django.test import Client
