@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SDK_INSTALLED := tests/node_modules/.package-lock.json
 
-.PHONY: install run test lint format migrate
+.PHONY: install run serve test lint format migrate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: migrate
 	$(BIN)/celery -A consentsite worker --beat --pool threads --concurrency 4 --loglevel INFO & \
 	trap 'kill $$! 2>/dev/null; wait $$! 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+## Serve in production: gunicorn with gunicorn.conf.py, on BIND (default 127.0.0.1:8000) with
+## WEB_CONCURRENCY worker processes (default 2). Migrate and collect static files first.
+serve: install
+	exec $(BIN)/gunicorn -c gunicorn.conf.py
 
 # The source platform's JS SDK, a client in the consent API's SDK test (versions in tests/).
 $(SDK_INSTALLED): tests/package.json tests/package-lock.json

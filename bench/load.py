@@ -1,14 +1,18 @@
-"""Load benchmark: the service under gunicorn on PostgreSQL, loaded with wrk, against a raw floor.
+"""Load benchmark: the service as production runs it (`make serve`) on PostgreSQL, loaded with wrk.
 
-    python bench/load.py [--duration 10] [--connections 4,16,64] [--workers 2] [--threads 4]
+    python bench/load.py [--duration 10] [--connections 4,16,64] [--workers 2]
 
-It creates a fresh PostgreSQL database, starts gunicorn on it, and for each scenario and
-concurrency runs wrk for a fixed time, printing requests/s, p50 and p99 latency and errors:
+It creates a fresh PostgreSQL database, starts `make serve` on it (BIND, WEB_CONCURRENCY), and
+for each scenario and concurrency runs wrk for a fixed time, printing requests/s, p50 and p99
+latency and errors:
   upsert   POST /marketing-consent/v1/marketing-consent/upsert, a new address per request
   put      PUT  /client/users/<correlation id>/profile/marketing-subscription, alternating
   get-by   GET  /marketing-consent/v1/marketing-consent/get-by over stored consents
-Then it measures the floor: the same SQL work done directly with psycopg by as many threads, and
-prints service ÷ floor. wrk comes from Debian's packages and is installed if missing.
+  minimal  POST /bench/minimal: a DRF view validating 3 fields, no database (bench/minimal_view.py)
+Beside each scenario, in the same run: the floor, the same SQL work done directly with psycopg by
+as many threads, and service ÷ floor. Then the yardsticks: pgbench doing the upsert's write on the
+real tables (2 clients), upsert ÷ pgbench, and get-by ÷ the minimal view. wrk comes from Debian's
+packages and is installed if missing; pgbench comes with PostgreSQL.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +33,7 @@ import urllib.request
 import uuid
 
 import psycopg
-from common import PYTHON, ROOT, fresh_database, manage
+from common import ROOT, fresh_database, manage
 
 SESSIONS = 200
 STORED_CONSENTS = 1000
@@ -56,6 +61,12 @@ function request()
 end
 """
 
+MINIMAL_LUA = """
+function request()
+  return wrk.format("POST", "/bench/minimal", nil, '{"name":"ada","count":3,"active":true}')
+end
+"""
+
 GET_BY_LUA = """
 function request()
   local path = string.format(
@@ -70,13 +81,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
     parser.add_argument("--connections", default="4,16,64")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument(
-        "--threads", type=int, default=4, help="threads per worker (above 1: gthread workers)"
-    )
+    parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database", default="consentsite_load")
-    parser.add_argument("--scenarios", default="upsert,put,get-by")
+    parser.add_argument("--scenarios", default="upsert,put,get-by,minimal")
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
 
@@ -88,39 +96,50 @@ def main() -> None:
     key = created.stdout.strip().splitlines()[-1]
     manage("shell", "-v0", "-c", seed_script(), env=env)
 
-    server = subprocess.Popen(
-        [
-            PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "consentsite.wsgi",
-            "--workers", str(args.workers),
-            "--threads", str(args.threads),
-            "--bind", f"127.0.0.1:{args.port}",
-            "--log-level", "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )  # fmt: skip
+    served = {
+        **env,
+        "BIND": f"127.0.0.1:{args.port}",
+        "WEB_CONCURRENCY": str(args.workers),
+        # The service's settings plus the minimal view's route.
+        "DJANGO_SETTINGS_MODULE": "minimal_settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
+        "GUNICORN_CMD_ARGS": "--log-level warning",
+    }
+    server = subprocess.Popen(["make", "-s", "serve"], env=served, cwd=ROOT, start_new_session=True)
     try:
         wait_for(f"http://127.0.0.1:{args.port}/healthz")
         scenarios = {
             "upsert": UPSERT_LUA,
             "put": PUT_LUA % {"sessions": SESSIONS},
             "get-by": GET_BY_LUA % {"consents": STORED_CONSENTS},
+            "minimal": MINIMAL_LUA,
         }
         print(f"{'scenario':<8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'errors':>7} {'floor/s':>9} {'ratio':>6}")  # fmt: skip
+        rps = {}
         for name in args.scenarios.split(","):
             lua = scenarios[name]
             for conns in connections:
                 result = run_wrk(lua, key, args.port, conns, args.duration)
+                rps[name, conns] = result["rps"]
                 floor = raw_floor(name, database_url, conns, args.duration)
                 print(
                     f"{name:<8} {conns:>5} {result['rps']:>9.0f} {result['p50']:>8.1f} "
-                    f"{result['p99']:>8.1f} {result['errors']:>7} {floor:>9.0f} "
-                    f"{result['rps'] / floor:>6.2f}",
+                    f"{result['p99']:>8.1f} {result['errors']:>7} "
+                    + (f"{floor:>9.0f} {result['rps'] / floor:>6.2f}" if floor else ""),
                     flush=True,
                 )
+        pgbench = run_pgbench(database_url, args.duration)
+        print(f"pgbench, the upsert's write, 2 clients: {pgbench:.0f} tps")
+        for conns in connections:
+            if ("upsert", conns) in rps:
+                ratio = rps["upsert", conns] / pgbench
+                print(f"upsert ÷ pgbench at {conns} connections: {ratio:.2f}")
+            if ("get-by", conns) in rps and ("minimal", conns) in rps:
+                ratio = rps["get-by", conns] / rps["minimal", conns]
+                print(f"get-by ÷ minimal view at {conns} connections: {ratio:.2f}")
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
@@ -240,8 +259,45 @@ FLOOR_SQL = {
 }
 
 
+# pgbench's script: the upsert's write (the consent and its event) as one statement.
+PGBENCH_SCRIPT = """\\set n random(1, 2000000000)
+WITH consent AS (
+  INSERT INTO consents_marketingconsent (id, type, address, state, revision,
+      confirmation_source, confirmation_description, confirmation_date,
+      confirmation_opt_in_level, revoke_source, revoke_description, extended_fields,
+      created_date, updated_date)
+  VALUES (gen_random_uuid(), 'EMAIL', 'pgbench-' || :n || '@example.com', 'CONFIRMED', 1,
+      'FORM', '', now(), 'SINGLE_CONFIRMATION', '', '', '{}', now(), now())
+  ON CONFLICT (type, address) DO UPDATE SET revision = consents_marketingconsent.revision
+  RETURNING id, address)
+INSERT INTO consents_consentevent (consent_id, type, address, kind, revision, previous_state,
+    state, requested_state, activity_source, activity_description, activity_opt_in_level,
+    activity_date, request, door, actor, request_id, user_agent, note, recorded_at)
+SELECT id, 'EMAIL', address, 'CREATED', 1, '', 'CONFIRMED', 'CONFIRMED', 'FORM', '',
+    'SINGLE_CONFIRMATION', now(), '{}', 'CONSENT_API', 'load', '', '', '', now() FROM consent;
+"""
+
+
+def run_pgbench(database_url: str, duration: int) -> float:
+    """Transactions per second of pgbench running PGBENCH_SCRIPT with 2 clients."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write(PGBENCH_SCRIPT)
+    output = subprocess.run(
+        ["pgbench", "-n", "-M", "prepared", "-c", "2", "-j", "2", "-T", str(duration),
+         "-f", script.name, database_url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout  # fmt: skip
+    os.unlink(script.name)
+    return float(re.search(r"tps = ([\d.]+)", output).group(1))
+
+
 def raw_floor(scenario: str, database_url: str, connections: int, duration: int) -> float:
-    """Operations per second of the scenario's SQL done by `connections` threads directly."""
+    """Operations per second of the scenario's SQL done by `connections` threads directly
+    (0 for a scenario without SQL)."""
+    if scenario not in FLOOR_SQL:
+        return 0.0
     counts = [0] * connections
     deadline = time.monotonic() + duration
 

@@ -9,6 +9,7 @@ an opt-out must always be possible.
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -31,16 +32,22 @@ class LinkToken:
     issued_at: datetime
 
 
+@cache
+def _signer(purpose: str) -> signing.TimestampSigner:
+    """One signer per purpose for the process (the secret key is read once, at first use)."""
+    return signing.TimestampSigner(salt=_SALTS[purpose])
+
+
 def make_token(consent_id: UUID, *, purpose: str) -> str:
     issued_ms = int(time.time() * 1000)
-    return signing.dumps({"c": str(consent_id), "t": issued_ms}, salt=_SALTS[purpose])
+    return _signer(purpose).sign_object({"c": str(consent_id), "t": issued_ms})
 
 
 def read_token(token: str, *, purpose: str) -> LinkToken:
     """The consent id and issue time in a token; InvalidLink or ExpiredLink if unusable."""
     max_age = settings.CONFIRMATION_LINK_MAX_AGE if purpose == CONFIRM else None
     try:
-        payload = signing.loads(token, salt=_SALTS[purpose], max_age=max_age)
+        payload = _signer(purpose).unsign_object(token, max_age=max_age)
         return LinkToken(
             consent_id=UUID(payload["c"]),
             issued_at=datetime.fromtimestamp(payload["t"] / 1000, tz=UTC),

@@ -11,10 +11,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from consents.models import IdempotencyRecord
 from consentsite.api_errors import CONSENT, MEMBER, api_style_for_path, error_body
@@ -45,6 +49,8 @@ class RequestLogMiddleware:
         request.request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
+        if not logger.isEnabledFor(logging.INFO):
+            return response
         api_key = looked_up_api_key(request)
         logger.info(
             json.dumps(
@@ -217,3 +223,33 @@ class ApiRequestGuardMiddleware:
             IdempotencyRecord.objects.filter(pk=record.pk, status_code=None).delete()
         except DatabaseError:
             logger.warning("Idempotency key left to its lease: the database did not answer.")
+
+
+class BrowserOnly:
+    """Mixed into a browser middleware (sessions, messages, users, static files): it runs on
+    every route but the APIs'. An API request carries no cookie, form or page and is answered
+    by its API key, so it skips them. (Subclasses, so that Django's checks still find them. CSRF
+    stays as it is: the deploy check looks for its own name, and the APIs' views are exempt.)"""
+
+    get_response: Callable[[HttpRequest], HttpResponse]
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if api_style_for_path(request.path) is not None:
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class BrowserWhiteNoiseMiddleware(BrowserOnly, WhiteNoiseMiddleware):
+    pass
+
+
+class BrowserSessionMiddleware(BrowserOnly, SessionMiddleware):
+    pass
+
+
+class BrowserAuthenticationMiddleware(BrowserOnly, AuthenticationMiddleware):
+    pass
+
+
+class BrowserMessageMiddleware(BrowserOnly, MessageMiddleware):
+    pass

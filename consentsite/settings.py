@@ -67,12 +67,13 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "consentsite.middleware.ApiRequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Browser middleware: the Browser* ones skip the APIs' routes (consentsite/middleware.py).
+    "consentsite.middleware.BrowserWhiteNoiseMiddleware",
+    "consentsite.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "consentsite.middleware.BrowserAuthenticationMiddleware",
+    "consentsite.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: answers a locked-out admin login.
     "axes.middleware.AxesMiddleware",
@@ -103,6 +104,8 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE",
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, its per-request health check made without a round trip.
+    DATABASES["default"]["ENGINE"] = "consentsite.postgresql"
     # Parameters bound by the server, and statements run five times prepared: the hot paths
     # (the one-statement upsert above all) are then parsed and planned once per connection.
     # A pooler without prepared-statement support needs DATABASE_PREPARE_THRESHOLD=none.

@@ -27,6 +27,7 @@ from consents.models import (
     OptInLevel,
     RevokeSource,
 )
+from consentsite.serializers import Serializer
 
 MAX_BULK_ITEMS = 500
 MAX_EXTENDED_FIELDS_BYTES = 16 * 1024
@@ -37,7 +38,7 @@ def camel_case(name: str) -> str:
     return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), name)
 
 
-class ContractSerializer(serializers.Serializer):
+class ContractSerializer(Serializer):
     """A contract body: snake_case spellings of its fields are read as their camelCase names."""
 
     def to_internal_value(self, data: Any) -> Any:
@@ -366,20 +367,20 @@ def activity_body(source: str, description: str, date: Any, **extra: str) -> dic
     return {**body, "updatedDate": format_date(date), **extra}
 
 
-class ActivityOutputSerializer(serializers.Serializer):
+class ActivityOutputSerializer(Serializer):
     source = serializers.CharField()
     description = serializers.CharField(required=False)
     updatedDate = serializers.CharField()
     optInLevel = serializers.CharField(required=False)
 
 
-class DetailsOutputSerializer(serializers.Serializer):
+class DetailsOutputSerializer(Serializer):
     type = serializers.ChoiceField(choices=ConsentType.choices)
     email = serializers.CharField(required=False)
     phone = serializers.CharField(required=False)
 
 
-class MarketingConsentSerializer(serializers.Serializer):
+class MarketingConsentSerializer(Serializer):
     """A consent as the API shows it."""
 
     id = serializers.UUIDField()
@@ -420,21 +421,21 @@ class MarketingConsentSerializer(serializers.Serializer):
         return body
 
 
-class LinkSerializer(serializers.Serializer):
+class LinkSerializer(Serializer):
     type = serializers.ChoiceField(choices=[CONFIRM, UNSUBSCRIBE])
     url = serializers.URLField()
 
 
-class ConsentWithLinkSerializer(serializers.Serializer):
+class ConsentWithLinkSerializer(Serializer):
     marketingConsent = MarketingConsentSerializer()
     link = LinkSerializer(required=False)
 
 
-class ConsentResponseSerializer(serializers.Serializer):
+class ConsentResponseSerializer(Serializer):
     marketingConsent = MarketingConsentSerializer()
 
 
-class EligibilitySerializer(serializers.Serializer):
+class EligibilitySerializer(Serializer):
     granted = serializers.BooleanField()
     reason = serializers.CharField()
     revokeConfirmationLink = serializers.URLField(
@@ -442,17 +443,17 @@ class EligibilitySerializer(serializers.Serializer):
     )
 
 
-class GetByResponseSerializer(serializers.Serializer):
+class GetByResponseSerializer(Serializer):
     marketingConsent = MarketingConsentSerializer(required=False)
     communicationEligibility = EligibilitySerializer()
 
 
-class CursorPagingSerializer(serializers.Serializer):
+class CursorPagingSerializer(Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, required=False)
     cursor = serializers.CharField(required=False, allow_null=True)
 
 
-class SortingSerializer(serializers.Serializer):
+class SortingSerializer(Serializer):
     fieldName = serializers.ChoiceField(choices=["createdDate", "updatedDate"])
     order = serializers.ChoiceField(choices=["ASC", "DESC"], required=False)
 
@@ -462,7 +463,7 @@ class FilterField(serializers.DictField):
     """A filter document (consents/api/query.py reads it)."""
 
 
-class QuerySerializer(serializers.Serializer):
+class QuerySerializer(Serializer):
     filter = FilterField(required=False, allow_null=True)
     sort = SortingSerializer(
         many=True,
@@ -474,29 +475,29 @@ class QuerySerializer(serializers.Serializer):
     cursorPaging = CursorPagingSerializer(required=False, allow_null=True)
 
 
-class QueryRequestSerializer(serializers.Serializer):
+class QueryRequestSerializer(Serializer):
     """Documents the query body; consents/api/query.py reads it."""
 
     query = QuerySerializer(required=False)
 
 
-class CursorsSerializer(serializers.Serializer):
+class CursorsSerializer(Serializer):
     next = serializers.CharField(allow_null=True)
     prev = serializers.CharField(allow_null=True)
 
 
-class PagingMetadataSerializer(serializers.Serializer):
+class PagingMetadataSerializer(Serializer):
     count = serializers.IntegerField()
     cursors = CursorsSerializer()
     hasNext = serializers.BooleanField()
 
 
-class QueryResponseSerializer(serializers.Serializer):
+class QueryResponseSerializer(Serializer):
     marketingConsent = MarketingConsentSerializer(many=True)
     pagingMetadata = PagingMetadataSerializer()
 
 
-class BulkItemResultSerializer(serializers.Serializer):
+class BulkItemResultSerializer(Serializer):
     originalIndex = serializers.IntegerField()
     marketingConsent = MarketingConsentSerializer(required=False)
     link = LinkSerializer(required=False)
@@ -505,15 +506,15 @@ class BulkItemResultSerializer(serializers.Serializer):
     )
 
 
-class BulkMetadataSerializer(serializers.Serializer):
+class BulkMetadataSerializer(Serializer):
     totalSuccess = serializers.IntegerField()
     totalFailure = serializers.IntegerField()
 
 
-class BulkUpsertResponseSerializer(serializers.Serializer):
+class BulkUpsertResponseSerializer(Serializer):
     results = BulkItemResultSerializer(many=True)
     metadata = BulkMetadataSerializer()
 
 
-class EmptySerializer(serializers.Serializer):
+class EmptySerializer(Serializer):
     """`{}`"""

@@ -17,6 +17,7 @@ from rest_framework.settings import api_settings
 
 from consents.exceptions import InvalidAddress
 from consentsite.api_errors import ApiError
+from consentsite.serializers import Serializer
 from members.models import Channel, IdentifierType, Member
 from members.preferences import (
     CHANNELS,
@@ -81,7 +82,7 @@ def body_error(message: str) -> serializers.ValidationError:
     return serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [message]})
 
 
-class MemberBodySerializer(serializers.Serializer):
+class MemberBodySerializer(Serializer):
     """A member API request body: anything but a JSON object is refused with one message."""
 
     def run_validation(self, data: Any = empty) -> Any:
@@ -114,7 +115,7 @@ class SessionStartSerializer(MemberBodySerializer):
     )
 
 
-class MemberIdentifierSerializer(serializers.Serializer):
+class MemberIdentifierSerializer(Serializer):
     """The member named by the path's identifier, read as the `X-Identifier-Type` header says."""
 
     identifierType = serializers.ChoiceField(
@@ -140,7 +141,7 @@ class MemberIdentifierSerializer(serializers.Serializer):
         return {**attrs, "member": found[0]}
 
 
-class SessionSerializer(serializers.Serializer):
+class SessionSerializer(Serializer):
     correlationId = serializers.CharField(source="correlation_id")
     accountId = serializers.UUIDField(source="member.account_id")
     loyaltyId = serializers.CharField(source="member.loyalty_id", allow_null=True)
@@ -150,7 +151,7 @@ class SessionSerializer(serializers.Serializer):
 # --- marketing subscription --------------------------------------------------------------------
 
 
-class ChannelPreferenceSerializer(serializers.Serializer):
+class ChannelPreferenceSerializer(Serializer):
     """`{"preference": "OPT_IN" | "OPT_OUT"}` for one channel, with that channel's messages."""
 
     preference = serializers.ChoiceField(choices=[OPT_IN, OPT_OUT])
@@ -197,14 +198,14 @@ class MarketingSubscriptionSerializer(MemberBodySerializer):
         return {name: value["preference"] for name, value in attrs.items()}
 
 
-class MessageSerializer(serializers.Serializer):
+class MessageSerializer(Serializer):
     message = serializers.CharField()
 
 
 # --- marketing preferences ---------------------------------------------------------------------
 
 
-class TopicStatusSerializer(serializers.Serializer):
+class TopicStatusSerializer(Serializer):
     """One topic's status; the date and source are left out while it is `NOT_SET`."""
 
     status = serializers.ChoiceField(choices=[*STATUS_BY_STATE.values(), NOT_SET])
@@ -220,7 +221,7 @@ class TopicStatusSerializer(serializers.Serializer):
         return {key: value for key, value in data.items() if value is not None}
 
 
-class PreferencesQuerySerializer(serializers.Serializer):
+class PreferencesQuerySerializer(Serializer):
     """`?channels=EMAIL,SMS`: the channels to return (all when left out), comma-separated or
     repeated. Validated data: `{"channels": (MemberChannel, ...)}`."""
 
@@ -238,11 +239,11 @@ class PreferencesQuerySerializer(serializers.Serializer):
         return {"channels": tuple(c for c in CHANNELS if c.label in wanted)}
 
 
-class EmailPreferencesSerializer(serializers.Serializer):
+class EmailPreferencesSerializer(Serializer):
     LOYALTY = TopicStatusSerializer()
 
 
-class MarketingPreferencesSerializer(serializers.Serializer):
+class MarketingPreferencesSerializer(Serializer):
     """`{"EMAIL": {"LOYALTY": {...}}, "SMS": {"<default shortcode>": {...}}}`."""
 
     EMAIL = EmailPreferencesSerializer(required=False)
@@ -264,7 +265,7 @@ class MarketingPreferencesSerializer(serializers.Serializer):
 # --- errors (for the schema; the exception handler renders them) -------------------------------
 
 
-class MemberErrorSerializer(serializers.Serializer):
+class MemberErrorSerializer(Serializer):
     statusCode = serializers.IntegerField()
     errorCode = serializers.CharField()
     errorMessage = serializers.CharField()
