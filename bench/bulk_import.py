@@ -1,7 +1,7 @@
 """Bulk import benchmark: `import_consents --apply` into an empty PostgreSQL database, against a
 COPY-and-merge floor.
 
-    python bench/bulk_import.py [--rows 1000000] [--batch-size N] [--keep FILE]
+    python bench/bulk_import.py [--rows 1000000] [--batch-size N] [--sessions N] [--keep FILE]
 
 It writes N generated CSV rows (the export's format: emails and phone numbers in every state,
 activities with millisecond dates), imports them into a fresh database and prints rows per second
@@ -38,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, help="import_consents --batch-size")
+    parser.add_argument("--sessions", type=int, help="import_consents --sessions")
     parser.add_argument("--phone-share", type=float, default=0.1, help="share of phone rows")
     parser.add_argument("--database", default="consentsite_bulk")
     parser.add_argument("--keep", metavar="FILE", help="write the generated file here and keep it")
@@ -50,8 +51,9 @@ def main() -> None:
         print(f"generated {args.rows:,} rows in {time.perf_counter() - started:.1f} s")
 
         database_url, env = fresh_database(args.database)
-        first = run_import(path, env, args.batch_size)
-        again = run_import(path, env, args.batch_size)
+        options = {"--batch-size": args.batch_size, "--sessions": args.sessions}
+        first = run_import(path, env, options)
+        again = run_import(path, env, options)
         consents, events = counts(database_url)
 
         floor_url, _ = fresh_database(f"{args.database}_floor")
@@ -69,7 +71,11 @@ def main() -> None:
             f"{summary}"
         )
     print(f"{'floor':<10} {floor_seconds:>8.1f} {floor_rate:>9,.0f}")
-    print(f"import ÷ floor: {args.rows / first[0] / floor_rate:.2f}")
+    print(
+        f"import ÷ floor: {args.rows / first[0] / floor_rate:.2f}, "
+        f"re-import ÷ floor: {args.rows / again[0] / floor_rate:.2f}; "
+        f"load average {' '.join(f'{load:.1f}' for load in os.getloadavg())}"
+    )
     print(f"import: {consents:,} consents, {events:,} events; "
           f"floor: {floor_consents:,} consents, {floor_events:,} events")  # fmt: skip
 
@@ -98,11 +104,14 @@ def generate(path: Path, rows: int, phone_share: float) -> None:
             writer.writerow([consent_type, address, state, *activity])
 
 
-def run_import(path: Path, env: dict[str, str], batch_size: int | None) -> tuple[float, int, str]:
+def run_import(
+    path: Path, env: dict[str, str], options: dict[str, int | None]
+) -> tuple[float, int, str]:
     """Seconds, peak RSS (KiB) and summary line of one `import_consents --apply`."""
     command = [PYTHON, str(ROOT / "manage.py"), "import_consents", str(path), "--apply"]
-    if batch_size:
-        command += ["--batch-size", str(batch_size)]
+    for option, value in options.items():
+        if value:
+            command += [option, str(value)]
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     output = process.stdout.read()

@@ -7,7 +7,8 @@ returns a `LedgerResult`. A refused call raises a `ConsentError` and changes not
 
 The modules depend one way: `changes` (what a write asks for) → `rules` (what it does to a
 consent, in memory) → the paths that write: `postgres` (the rules as SQL), `redaction`,
-`locking` (one consent, row locks) and `batch` (many consents) → this package's face.
+`locking` (one consent, row locks), `batch` (many consents) and `sessions` (batches merged in
+several database sessions at once) → this package's face.
 """
 
 from consents.ledger.batch import (
@@ -46,6 +47,7 @@ from consents.ledger.locking import (
 )
 from consents.ledger.redaction import evidence_redact
 from consents.ledger.rules import Eligibility, check_confirmation_link, communication_eligibility
+from consents.ledger.sessions import upsert_batches
 
 __all__ = [
     "MAX_CLOCK_SKEW",
@@ -80,4 +82,5 @@ __all__ = [
     "prepare_batch",
     "to_millisecond",
     "unstorable_json_fault",
+    "upsert_batches",
 ]

@@ -141,6 +141,29 @@ def test_dry_run_counts_what_apply_then_does(tmp_path, run_command):
     assert dry.stderr == applied.stderr
 
 
+def test_sessions_change_nothing_in_what_is_imported_or_reported(tmp_path, run_command):
+    """On SQLite (and in a dry run) one session merges every batch; PostgreSQL's sessions are
+    tested in test_import_consents_sessions.py."""
+    revoke_through_api("bob@example.com", on=1)
+    path = write_csv(tmp_path / "in.csv", *GOOD_ROWS, "EMAIL,nobody,CONFIRMED,FORM,,,")
+
+    dry = run_command("import_consents", path, "--sessions", "3")
+    applied = run_command(
+        "import_consents", path, "--apply", "--sessions", "3", "--batch-size", "2"
+    )
+
+    counts = "rows read: 5, created: 3, updated: 1, unchanged: 0, superseded: 0, failed: 1"
+    assert dry.stdout.splitlines()[0] == f"DRY RUN — {counts}"
+    assert applied.stdout == f"{counts}\n"
+    assert applied.stderr == dry.stderr == "line 6: date: The activity's date is required.\n"
+    assert stored() == [
+        ("EMAIL", "alice@example.com", "CONFIRMED", 1),
+        ("EMAIL", "bob@example.com", "REVOKED", 2),
+        ("PHONE", "+14155550100", "PENDING", 1),
+        ("PHONE", "+14155550101", "NEVER_CONFIRMED", 1),
+    ]
+
+
 def test_importing_the_same_file_again_changes_nothing(tmp_path, run_command):
     path = write_csv(tmp_path / "in.csv", *GOOD_ROWS)
     run_command("import_consents", path, "--apply")

@@ -13,7 +13,7 @@ import pytest
 import consents.ledger
 
 PACKAGE = Path(consents.ledger.__file__).parent
-LAYERS = ["changes", "rules", "postgres", "redaction", "locking", "batch", "__init__"]
+LAYERS = ["changes", "rules", "postgres", "redaction", "locking", "batch", "sessions", "__init__"]
 
 
 def imported_modules(module: str) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import closing
 from itertools import chain
 from typing import Any, NamedTuple
 
@@ -13,7 +14,7 @@ from django.core.management.base import CommandError, CommandParser
 from consents.api.serializers import MarketingConsentInputSerializer, unwrapped
 from consents.exceptions import ConsentError, InvalidChange
 from consents.exports import CSV_COLUMNS_OF_FIELDS, CSV_HEADER, csv_row_change
-from consents.ledger import BatchItem, PreparedBatch, consent_upsert_many, prepare_batch
+from consents.ledger import BatchItem, Outcome, prepare_batch, upsert_batches
 from consents.management.batch import (
     LEDGER_COUNTS,
     BulkCommand,
@@ -23,12 +24,14 @@ from consents.management.batch import (
     csv_records,
     format_from,
     ledger_reason,
+    positive_int,
     prefetched,
     require_header,
 )
 from consentsite.api_errors import field_violations
 
 FORMATS = ("csv", "jsonl")
+DEFAULT_SESSIONS = 1
 
 
 class Row(NamedTuple):
@@ -62,6 +65,15 @@ class Command(BulkCommand):
             choices=FORMATS,
             help="The file's format (default: from its extension; csv for stdin).",
         )
+        parser.add_argument(
+            "--sessions",
+            type=positive_int,
+            default=DEFAULT_SESSIONS,
+            metavar="N",
+            help="PostgreSQL: merge each batch in N database sessions at once, an address "
+            "always in the same one (each session's part of a batch is its own transaction; "
+            f"default {DEFAULT_SESSIONS}).",
+        )
         super().add_arguments(parser)
 
     def handle(self, *args: object, path: str, **options: Any) -> None:
@@ -84,9 +96,16 @@ class Command(BulkCommand):
                 (batch, prepare_batch([row.item for row in batch if row.item], dry_run=dry_run))
                 for batch in batched(rows, options["batch_size"])
             )
-            for batch, ready in prefetched(prepared):
-                self.import_batch(batch, ready, report)
-                report.progress.update(source.bytes_read - report.progress.n)
+            with closing(prefetched(prepared)) as ready:
+                merged = upsert_batches(
+                    ready,
+                    context=self.ledger_context(),
+                    dry_run=dry_run,
+                    sessions=options["sessions"],
+                )
+                for batch, outcomes in merged:
+                    self.report_batch(batch, outcomes, report)
+                    report.progress.update(source.bytes_read - report.progress.n)
         report.finish()
 
     def csv_rows(self, source: InputFile) -> Iterator[Row]:
@@ -130,14 +149,12 @@ class Command(BulkCommand):
 
         return rows()
 
-    def import_batch(self, batch: list[Row], ready: PreparedBatch, report: Report) -> None:
-        """One batch through the ledger (one transaction), reported in line order. `ready` is
-        the batch's readable rows, prepared for the ledger."""
+    def report_batch(
+        self, batch: list[Row], outcomes: list[Outcome | ConsentError], report: Report
+    ) -> None:
+        """A batch's rows in line order, with the ledger's outcomes of its readable rows."""
         report.read(len(batch))
         accepted = [row for row in batch if row.item is not None]
-        outcomes = consent_upsert_many(
-            items=ready, context=self.ledger_context(), dry_run=not report.apply
-        )
         by_line = dict(zip((row.line for row in accepted), outcomes, strict=True))
         for row in batch:
             outcome = by_line.get(row.line)
