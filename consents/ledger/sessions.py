@@ -43,8 +43,10 @@ def upsert_batches(
     """Each batch through `consent_upsert_many`, in order, yielded with its tag and its
     outcomes. With `sessions` > 1 on PostgreSQL (not a dry run), each batch is merged by that
     many database sessions at once, an address always in the same one; the outcomes are the
-    same as one session's."""
-    if sessions == 1 or dry_run or connection.vendor != "postgresql":
+    same as one session's. Inside a transaction the caller's own session merges them all:
+    other sessions would not see its uncommitted writes."""
+    serial = sessions == 1 or dry_run or connection.in_atomic_block
+    if serial or connection.vendor != "postgresql":
         for tag, batch in batches:
             yield tag, consent_upsert_many(items=batch, context=context, dry_run=dry_run)
         return
