@@ -311,9 +311,13 @@ def upsert_many_in_sql(
     merged: dict[int, tuple[str, str, str, str, str]] = {}
     rounds = 1 + max((row[1] for row in rows), default=-1)
     with connection.cursor() as cursor:
-        cursor.execute(CREATE_STAGING_SQL)
-        # Emptied at each commit; emptied here too for batches inside a longer transaction.
-        cursor.execute("TRUNCATE consent_batch")
+        # One round trip for both (and the transaction's BEGIN): a batch's statements each wait
+        # for the database, so fewer of them is time saved. The table is emptied at each commit;
+        # emptied here too for batches inside a longer transaction (DELETE: an empty temporary
+        # table needs no TRUNCATE, which replaces its files).
+        with connection.connection.pipeline():
+            cursor.execute(CREATE_STAGING_SQL)
+            cursor.execute("DELETE FROM consent_batch")
         with cursor.copy(COPY_STAGING_SQL) as copy:
             for row in rows:
                 copy.write_row(row)

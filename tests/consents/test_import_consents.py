@@ -441,7 +441,7 @@ def test_a_large_file_imports_in_a_bounded_number_of_queries_per_batch(
     tmp_path, run_command, django_assert_num_queries
 ):
     path = large_file(tmp_path / "large.csv", 20_000)
-    # Per batch on PostgreSQL: savepoint, staging table, truncate, COPY, merge, release. On
+    # Per batch on PostgreSQL: savepoint, staging table, emptying it, COPY, merge, release. On
     # SQLite, the Python path: savepoint, read, inserts, check inserted, event inserts, release,
     # the inserts of 1000 rows split by SQLite's limit of 999 query parameters (16 statements
     # for the consents, 21 for the events).

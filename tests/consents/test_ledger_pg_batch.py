@@ -102,7 +102,7 @@ def test_a_batch_runs_in_a_fixed_number_of_queries_whatever_its_size(django_asse
     # One repeat: a second round of the merge statement.
     items.append(items[0])
 
-    # Savepoint, staging table, truncate, COPY, two merge rounds, release.
+    # Savepoint, staging table, emptying it, COPY, two merge rounds, release.
     with django_assert_num_queries(7):
         outcomes = consent_upsert_many(items=items, context=CONTEXT)
 
