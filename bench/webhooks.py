@@ -98,7 +98,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=300, help="changes per second")
     parser.add_argument("--duration", type=int, default=60, help="seconds of writing")
     parser.add_argument("--writers", type=int, default=3, help="writer threads")
-    parser.add_argument("--concurrency", type=int, default=4, help="worker threads")
+    parser.add_argument("--pool", default="threads", help="the worker's pool: threads or prefork")
+    parser.add_argument("--concurrency", type=int, default=4, help="worker threads or processes")
     parser.add_argument(
         "--broker", default="redis://127.0.0.1:6379/5", help="'filesystem' for no server"
     )
@@ -135,7 +136,7 @@ def main() -> None:
     from consents.ledger import ChangeContext, ConfirmationActivity, ConsentChange, consent_upsert
 
     worker = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "consentsite", "worker", "--beat", "--pool", "threads",
+        [PYTHON, "-m", "celery", "-A", "consentsite", "worker", "--beat", "--pool", args.pool,
          "--concurrency", str(args.concurrency), "--loglevel", "WARNING",
          "--without-heartbeat", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, start_new_session=True,
@@ -212,18 +213,19 @@ def main() -> None:
 def floor(url: str, secret: str, seconds: float = 5.0) -> float:
     from datetime import UTC, datetime
 
-    import httpx
+    import urllib3
     from standardwebhooks.webhooks import Webhook
 
     body = json.dumps({"consentProof": {"ledgerEventId": -1}})
     sent = 0
-    with httpx.Client() as client:
+    with urllib3.connection_from_url(url, maxsize=1) as client:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             at = datetime.now(UTC)
-            client.post(
-                url,
-                content=body,
+            client.urlopen(
+                "POST",
+                "/hooks",
+                body=body.encode(),
                 headers={
                     "webhook-id": f"floor-{sent}",
                     "webhook-timestamp": str(int(at.timestamp())),
