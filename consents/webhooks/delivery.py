@@ -34,11 +34,11 @@ from consents.webhooks.targets import Target, UnsafeTarget, resolve
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 50
+BATCH_SIZE = 200
 ROUNDS_PER_TASK = 20
 EXCERPT_CHARS = 500
-SETTLE_POLLS = 25
-SETTLE_POLL_SECONDS = 0.02
+SETTLE_POLLS = 100
+SETTLE_POLL_SECONDS = 0.005
 
 _SETTLED_SQL = """
 SELECT EXISTS (
