@@ -20,7 +20,7 @@ def on_changes_recorded(**kwargs) -> None:
 
 def _asleep_endpoints() -> list[int]:
     """Active endpoints with no delivery queued and no retry pending. Every commit asks this,
-    so it is one prepared statement rather than a query built anew each time."""
+    so it is one fixed statement rather than a query the ORM builds anew each time."""
     table = WebhookEndpoint._meta.db_table
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
