@@ -133,14 +133,11 @@ class ConsentChangeForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        state = data.get("state")
-        if state in (ConsentState.PENDING, ConsentState.CONFIRMED) and not data.get(
-            "confirmation_source"
-        ):
-            label = ConsentState(state).label
-            self.add_error("confirmation_source", f"Required to set the state {label}.")
-        if state == ConsentState.REVOKED and not data.get("revoke_source"):
-            self.add_error("revoke_source", "Required to set the state Revoked.")
+        try:
+            self.to_change().require_activities()
+        except InvalidChange as refused:
+            label = ConsentState(data["state"]).label
+            self.add_error(_FORM_FIELD_OF[refused.field], f"Required to set the state {label}.")
         if self.ledger_refusal is not None:
             self.add_error(*self._refusal_error(self.ledger_refusal))
         return data
@@ -171,12 +168,13 @@ class ConsentChangeForm(forms.ModelForm):
 
     def to_change(self) -> ConsentChange:
         data = self.cleaned_data
-        reason = data["reason"]
+        reason = data.get("reason", "")
         confirmation = (
             ConfirmationActivity(
                 source=data["confirmation_source"],
                 description=reason,
-                opt_in_level=data["confirmation_opt_in_level"] or OptInLevel.SINGLE_CONFIRMATION,
+                opt_in_level=data.get("confirmation_opt_in_level")
+                or OptInLevel.SINGLE_CONFIRMATION,
             )
             if data.get("confirmation_source")
             else None
@@ -186,7 +184,7 @@ class ConsentChangeForm(forms.ModelForm):
             if data.get("revoke_source")
             else None
         )
-        return ConsentChange(state=data["state"], confirmation=confirmation, revoke=revoke)
+        return ConsentChange(state=data.get("state"), confirmation=confirmation, revoke=revoke)
 
 
 # An event's activity source is a confirmation's or a revoke's: one word for each value.

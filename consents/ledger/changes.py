@@ -184,6 +184,11 @@ class ConsentChange:
                     field=field,
                     rule="INVALID_ENUM_VALUE",
                 )
+        self.require_activities()
+
+    def require_activities(self) -> None:
+        """The activity each state needs: PENDING and CONFIRMED a confirmation activity, REVOKED
+        a revoke activity. Raises `InvalidChange` naming the missing activity."""
         if self.state in STATES_NEEDING_CONFIRMATION and self.confirmation is None:
             raise InvalidChange(
                 f"A confirmation activity is required when the state is {self.state}.",
