@@ -15,8 +15,8 @@ from rest_framework import serializers
 
 from consents.addresses import normalize_address
 from consents.api import schema
+from consents.dates import format_date
 from consents.exceptions import InvalidAddress, InvalidChange
-from consents.exports import format_date
 from consents.ledger import ConfirmationActivity, ConsentChange, RevokeActivity
 from consents.links import CONFIRM, UNSUBSCRIBE
 from consents.models import (

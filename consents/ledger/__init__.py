@@ -10,6 +10,7 @@ consent, in memory) → the paths that write: `postgres` (the rules as SQL), `re
 `locking` (one consent, row locks) and `batch` (many consents) → this package's face.
 """
 
+from consents.dates import to_millisecond
 from consents.ledger.batch import (
     ALREADY_REVOKED,
     PendingConsent,
@@ -33,7 +34,6 @@ from consents.ledger.changes import (
     Outcome,
     RevokeActivity,
     changes_recorded,
-    to_millisecond,
     unstorable_json_fault,
 )
 from consents.ledger.locking import (

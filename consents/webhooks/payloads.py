@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from consents.api.serializers import MarketingConsentSerializer
-from consents.exports import format_date
+from consents.dates import format_date
 from consents.models import ConsentEvent, EventKind, MarketingConsent
 
 ENTITY_FQDN = "wix.marketing.marketing_consent.v1.marketing_consent"
