@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_value
 from django.core.paginator import Paginator
@@ -36,7 +37,6 @@ from consents.ledger import (
     RevokeActivity,
     consent_add,
     consent_delete,
-    consent_revoke_many,
     consent_update,
 )
 from consents.links import CONFIRM, consent_link
@@ -51,6 +51,8 @@ from consents.models import (
     RevokeSource,
 )
 from consents.privacy.admin import erase_person_action, export_person_action, receipt_link
+from consents.revocations.jobs import run_revoke_job, start_revoke_job
+from consents.revocations.tasks import run_revoke_job as revoke_job_task
 from consentsite.change_context import change_context
 
 
@@ -451,19 +453,25 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
                     "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
                 },
             )
-        reason = form.cleaned_data["reason"]
-        counts = consent_revoke_many(
-            consent_ids=list(queryset.order_by("type", "address").values_list("id", flat=True)),
-            revoke=RevokeActivity(source=RevokeSource.OTHER, description=reason),
-            context=admin_context(request, reason),
+        job = start_revoke_job(queryset, admin_context(request, form.cleaned_data["reason"]))
+        if job.total <= settings.REVOKE_IN_REQUEST_MAX:
+            self.message_user(request, run_revoke_job(job.id).summary)
+            return None
+        # A job the broker did not take (down) is queued again by the sweep.
+        with contextlib.suppress(Exception):
+            revoke_job_task.delay(job.id)
+        url = reverse("admin:consents_revokejob_change", args=[job.id])
+        self.message_user(
+            request,
+            format_html(
+                "Revoking {} consents in the background, in batches. "
+                '<a href="{}">Revoke job {}</a> shows its progress, and what was done once '
+                "finished.",
+                f"{job.total:,}",
+                url,
+                job.id,
+            ),
         )
-        message = (
-            f"Revoked {counts['updated']} consent(s); {counts['already_revoked']} were already "
-            "revoked."
-        )
-        if counts["not_found"]:
-            message += f" {counts['not_found']} had been deleted meanwhile."
-        self.message_user(request, message)
         return None
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
@@ -505,8 +513,21 @@ class CappedCountPaginator(Paginator):
         return self.count > self.cap
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records nobody adds, changes or deletes here, superusers included."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(ConsentEvent)
-class ConsentEventAdmin(AddressSearchMixin, admin.ModelAdmin):
+class ConsentEventAdmin(AddressSearchMixin, ReadOnlyAdmin):
     """The proof: read-only for everyone, superusers included."""
 
     list_display = ["recorded_at", "address", "kind", "state", "door", "actor"]
@@ -548,15 +569,6 @@ class ConsentEventAdmin(AddressSearchMixin, admin.ModelAdmin):
     def activity_level(self, event: ConsentEvent) -> str:
         level = event.activity_opt_in_level
         return OptInLevel(level).label if level in OptInLevel.values else level or "—"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # Our keys are ClientApiKey (with scope and API); the library's own model stays unused.
