@@ -4,6 +4,7 @@ and fix it — every fix through the ledger with door ADMIN and the staff userna
 import contextlib
 import csv
 import dataclasses
+import logging
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -54,6 +55,8 @@ from consents.privacy.admin import erase_person_action, export_person_action, re
 from consents.revocations.jobs import run_revoke_job, start_revoke_job
 from consents.revocations.tasks import run_revoke_job as revoke_job_task
 from consentsite.change_context import change_context
+
+logger = logging.getLogger(__name__)
 
 
 def normalised_spellings(term: str) -> set[str]:
@@ -457,9 +460,10 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
         if job.total <= settings.REVOKE_IN_REQUEST_MAX:
             self.message_user(request, run_revoke_job(job.id).summary)
             return None
-        # A job the broker did not take (down) is queued again by the sweep.
-        with contextlib.suppress(Exception):
+        try:
             revoke_job_task.delay(job.id)
+        except Exception:  # the job is recorded: the sweep queues it once the broker is back
+            logger.exception("Could not queue revoke job %s; the sweep will pick it up.", job.id)
         url = reverse("admin:consents_revokejob_change", args=[job.id])
         self.message_user(
             request,

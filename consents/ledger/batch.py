@@ -314,7 +314,7 @@ def _revoke(
             )
         else:
             to_change.append(position)
-    changed = change_targets(
+    changed = _change_targets(
         [targets[position] for position in to_change], change, context, dry_run=dry_run
     )
     for position, outcome in zip(to_change, changed, strict=True):
@@ -334,6 +334,15 @@ def stale_pending(cutoff: datetime) -> QuerySet[MarketingConsent]:
 
 
 EXPIRE = ConsentChange(state=ConsentState.NEVER_CONFIRMED)
+
+
+class PendingConsent(NamedTuple):
+    """A consent `consent_expire_pending` expired, as it was: what the command reports."""
+
+    id: UUID
+    type: str
+    address: str
+    confirmation_date: datetime
 
 
 def consent_expire_pending(
@@ -358,18 +367,11 @@ def consent_expire_pending(
         ]
         targets = [Target(row.type, row.address, row.id, ConsentState.PENDING) for row in found]
         return list(
-            zip(found, change_targets(targets, EXPIRE, context, dry_run=dry_run), strict=True)
+            zip(found, _change_targets(targets, EXPIRE, context, dry_run=dry_run), strict=True)
         )
 
 
-class PendingConsent(NamedTuple):
-    id: UUID
-    type: str
-    address: str
-    confirmation_date: datetime
-
-
-def change_targets(
+def _change_targets(
     targets: Sequence[Target], change: ConsentChange, context: ChangeContext, *, dry_run: bool
 ) -> list[Outcome | ConsentError]:
     """Apply one change to each target (their rows locked by the caller) through the batch path
