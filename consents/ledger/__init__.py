@@ -11,12 +11,18 @@ consent, in memory) → the paths that write: `postgres` (the rules as SQL), `re
 several database sessions at once) → this package's face.
 """
 
+from consents.dates import to_millisecond
 from consents.ledger.batch import (
+    ALREADY_REVOKED,
+    PendingConsent,
     PreparedBatch,
+    consent_expire_pending,
+    consent_revoke_addresses,
     consent_revoke_many,
     consent_upsert_batch,
     consent_upsert_many,
     prepare_batch,
+    stale_pending,
 )
 from consents.ledger.changes import (
     MAX_CLOCK_SKEW,
@@ -29,7 +35,6 @@ from consents.ledger.changes import (
     Outcome,
     RevokeActivity,
     changes_recorded,
-    to_millisecond,
     unstorable_json_fault,
 )
 from consents.ledger.locking import (
@@ -50,6 +55,7 @@ from consents.ledger.rules import Eligibility, check_confirmation_link, communic
 from consents.ledger.sessions import upsert_batches
 
 __all__ = [
+    "ALREADY_REVOKED",
     "MAX_CLOCK_SKEW",
     "STATES_NEEDING_CONFIRMATION",
     "BatchItem",
@@ -59,6 +65,7 @@ __all__ = [
     "Eligibility",
     "LedgerResult",
     "Outcome",
+    "PendingConsent",
     "PreparedBatch",
     "RevokeActivity",
     "changes_recorded",
@@ -69,9 +76,11 @@ __all__ = [
     "consent_create",
     "consent_delete",
     "consent_erase",
+    "consent_expire_pending",
     "consent_of_address",
     "consent_remove",
     "consent_renormalize",
+    "consent_revoke_addresses",
     "consent_revoke_by_link",
     "consent_revoke_many",
     "consent_update",
@@ -80,6 +89,7 @@ __all__ = [
     "consent_upsert_many",
     "evidence_redact",
     "prepare_batch",
+    "stale_pending",
     "to_millisecond",
     "unstorable_json_fault",
     "upsert_batches",
