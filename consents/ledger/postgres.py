@@ -66,10 +66,13 @@ _CONSENT_ROW = ", ".join(f"o.{column}" for column in CONSENT_COLUMNS)
 # records, the change's JSON). Each CTE is one step of consents.ledger.rules.decide; `target`
 # holds what set_fields would set. It returns one row per item merged: the event's kind and id,
 # the state before, the address as sent and the consent after. An item whose address a
-# concurrent writer created between our read and our insert gets no row.
+# concurrent writer created between our read and our insert gets no row. The statement reads the
+# function's arguments by position ($1 the items, $2 the time, $3 to $8 the context's door, actor,
+# request id, IP address, user agent and note), so that the same text runs as the function's own
+# statement and through EXECUTE.
 MERGE_FUNCTION_BODY = f"""
 WITH input AS (
-    SELECT * FROM unnest(items)
+    SELECT * FROM unnest($1)
 ),
 stored AS (
     SELECT c.*, i.idx
@@ -93,12 +96,12 @@ inserted AS (
     SELECT gen_random_uuid(), i.type, i.address, i.sent_state, 1,
         CASE WHEN i.conf THEN i.conf_source ELSE '' END,
         CASE WHEN i.conf THEN i.conf_description ELSE '' END,
-        CASE WHEN i.conf THEN COALESCE(i.conf_date, p_now) END,
+        CASE WHEN i.conf THEN COALESCE(i.conf_date, $2) END,
         CASE WHEN i.conf THEN i.conf_level ELSE '' END,
         CASE WHEN i.rev THEN i.rev_source ELSE '' END,
         CASE WHEN i.rev THEN i.rev_description ELSE '' END,
-        CASE WHEN i.rev THEN COALESCE(i.rev_date, p_now) END,
-        COALESCE(i.sent_extended_fields, '{{}}'::jsonb), p_now, p_now
+        CASE WHEN i.rev THEN COALESCE(i.rev_date, $2) END,
+        COALESCE(i.sent_extended_fields, '{{}}'::jsonb), $2, $2
     FROM input i
     WHERE NOT EXISTS (SELECT FROM old o WHERE o.idx = i.idx)
     ON CONFLICT (type, address) DO NOTHING
@@ -140,14 +143,14 @@ target AS (
             AS n_conf_source,
         CASE WHEN d.sets_conf THEN d.s_conf_description ELSE d.confirmation_description END
             AS n_conf_description,
-        CASE WHEN d.sets_conf THEN COALESCE(d.s_conf_date, p_now)
+        CASE WHEN d.sets_conf THEN COALESCE(d.s_conf_date, $2)
             ELSE d.confirmation_date END AS n_conf_date,
         CASE WHEN d.sets_conf THEN d.s_conf_level ELSE d.confirmation_opt_in_level END
             AS n_conf_level,
         CASE WHEN d.sets_rev THEN d.s_rev_source ELSE d.revoke_source END AS n_rev_source,
         CASE WHEN d.sets_rev THEN d.s_rev_description ELSE d.revoke_description END
             AS n_rev_description,
-        CASE WHEN d.sets_rev THEN COALESCE(d.s_rev_date, p_now) ELSE d.revoke_date END
+        CASE WHEN d.sets_rev THEN COALESCE(d.s_rev_date, $2) ELSE d.revoke_date END
             AS n_rev_date,
         COALESCE(d.sent_extended_fields, d.extended_fields) AS n_extended_fields
     FROM decided d
@@ -165,7 +168,7 @@ updated AS (
         revoke_date = t.n_rev_date,
         extended_fields = t.n_extended_fields,
         revision = c.revision + 1,
-        updated_date = p_now
+        updated_date = $2
     FROM target t
     WHERE c.id = t.id AND NOT t.superseded
         AND (t.n_state, t.n_conf_source, t.n_conf_description, t.n_conf_date, t.n_conf_level,
@@ -205,8 +208,7 @@ event AS (
             WHEN i.activity = 'confirmation' THEN o.confirmation_date
             WHEN i.activity = 'revoke' THEN o.revoke_date
         END,
-        i.request, p_door, p_actor, p_request_id, p_ip_address,
-        p_user_agent, p_note, p_now
+        i.request, $3, $4, $5, $6, $7, $8, $2
     FROM outcome o JOIN input i USING (idx)
     ORDER BY o.idx
     RETURNING id, consent_id
@@ -232,11 +234,18 @@ def install_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
     schema_editor.execute(
         "CREATE FUNCTION consent_merge(items consent_merge_item[], p_now timestamptz,"
         " p_door text, p_actor text, p_request_id text, p_ip_address inet, p_user_agent text,"
-        f" p_note text) RETURNS TABLE (idx integer, kind text, previous_state text,"
-        f" sent_address text, event_id {event_id}, {consent}) LANGUAGE plpgsql AS $merge$\n"
+        " p_note text) RETURNS TABLE (idx integer, kind text, previous_state text,"
+        f" sent_address text, event_id {event_id}, {consent}) LANGUAGE plpgsql"
+        # One item runs the statement's plan cached for the session. A batch has it planned
+        # for its own size: the cached plan assumes a handful of items (the planner cannot see
+        # into the array), and would join thousands of them pairwise.
+        " SET plan_cache_mode = force_generic_plan AS $merge$\n"
         # The output columns are named as the table's: a name in the statement is a column.
         "#variable_conflict use_column\n"
-        f"BEGIN RETURN QUERY {MERGE_FUNCTION_BODY}; END\n$merge$"
+        f"BEGIN IF cardinality(items) = 1 THEN RETURN QUERY {MERGE_FUNCTION_BODY};\n"
+        f"ELSE RETURN QUERY EXECUTE $statement${MERGE_FUNCTION_BODY}$statement$"
+        " USING items, p_now, p_door, p_actor, p_request_id, p_ip_address, p_user_agent, p_note;"
+        "\nEND IF; END\n$merge$"
     )
 
 

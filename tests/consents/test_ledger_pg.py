@@ -101,7 +101,7 @@ def is_valid(change: ConsentChange) -> bool:
     return True
 
 
-def outcome(result) -> dict:
+def outcome(result, address: str) -> dict:
     stored = ConsentEvent.objects.get(pk=result.event.pk)
     consent = {name: getattr(result.consent, name) for name in CONSENT_FIELDS}
     event = {name: getattr(stored, name) for name in EVENT_FIELDS}
@@ -131,4 +131,4 @@ def test_one_statement_upsert_gives_what_the_python_path_gives(consent_type, seq
                 type=consent_type, address=addresses[0], change=change, context=CONTEXT
             )
             slow = locking.upsert_with_lock(consent_type, addresses[1], change, CONTEXT, None)
-        assert outcome(fast) == outcome(slow), (step, change)
+        assert outcome(fast, addresses[0]) == outcome(slow, addresses[1]), (step, change)

@@ -101,7 +101,7 @@ def answer(result: object) -> object:
     """What the consent API answers of an item: its error, or its consent and event."""
     if isinstance(result, Exception):
         return (type(result).__name__, str(result))
-    return outcome(result)
+    return outcome(result, result.consent.address)
 
 
 @pytest.mark.django_db
