@@ -67,12 +67,12 @@ _CONSENT_ROW = ", ".join(f"o.{column}" for column in CONSENT_COLUMNS)
 # holds what set_fields would set. It returns one row per item merged: the event's kind and id,
 # the state before, the address as sent and the consent after. An item whose address a
 # concurrent writer created between our read and our insert gets no row. The statement reads the
-# function's arguments by position ($1 the items, $2 the time, $3 to $8 the context's door, actor,
-# request id, IP address, user agent and note), so that the same text runs as the function's own
-# statement and through EXECUTE.
-MERGE_FUNCTION_BODY = f"""
+# function's arguments by position ($2 the time, $3 to $8 the context's door, actor, request id,
+# IP address, user agent and note), so that the same text runs as the function's own statement
+# and through EXECUTE; `{input}` is where its items come from.
+MERGE_STATEMENT = f"""
 WITH input AS (
-    SELECT * FROM unnest($1)
+    {{input}}
 ),
 stored AS (
     SELECT c.*, i.idx
@@ -228,24 +228,28 @@ def install_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
     item = ", ".join(f"{name} {sql_type}" for name, sql_type in STAGING_COLUMNS.items())
     consent = ", ".join(f"{field.column} {field.db_type(connection)}" for field in CONSENT_FIELDS)
     event_id = ConsentEvent._meta.pk.db_type(connection)
+    one_item = MERGE_STATEMENT.replace("{input}", "SELECT * FROM unnest($1)")
+    batch = MERGE_STATEMENT.replace("{input}", "SELECT * FROM consent_batch WHERE round = $9")
     schema_editor.execute("DROP FUNCTION IF EXISTS consent_merge")
     schema_editor.execute("DROP TYPE IF EXISTS consent_merge_item")
     schema_editor.execute(f"CREATE TYPE consent_merge_item AS ({item})")
     schema_editor.execute(
         "CREATE FUNCTION consent_merge(items consent_merge_item[], p_now timestamptz,"
         " p_door text, p_actor text, p_request_id text, p_ip_address inet, p_user_agent text,"
-        " p_note text) RETURNS TABLE (idx integer, kind text, previous_state text,"
+        " p_note text, p_round integer) RETURNS TABLE (idx integer, kind text, previous_state text,"
         f" sent_address text, event_id {event_id}, {consent}) LANGUAGE plpgsql"
-        # One item runs the statement's plan cached for the session. A batch has it planned
-        # for its own size: the cached plan assumes a handful of items (the planner cannot see
-        # into the array), and would join thousands of them pairwise.
+        # One item (`items`, an array of one) runs the statement's plan cached for the session.
+        # A batch (`items` null) is read from the staging table of `upsert_many_in_sql`, round
+        # `p_round`, and planned for its own size each time: a cached plan would assume a handful
+        # of rows and join thousands pairwise. (A plan mode set inside the function ends with
+        # it.)
         " SET plan_cache_mode = force_generic_plan AS $merge$\n"
         # The output columns are named as the table's: a name in the statement is a column.
         "#variable_conflict use_column\n"
-        f"BEGIN IF cardinality(items) = 1 THEN RETURN QUERY {MERGE_FUNCTION_BODY};\n"
-        f"ELSE RETURN QUERY EXECUTE $statement${MERGE_FUNCTION_BODY}$statement$"
-        " USING items, p_now, p_door, p_actor, p_request_id, p_ip_address, p_user_agent, p_note;"
-        "\nEND IF; END\n$merge$"
+        f"BEGIN IF items IS NOT NULL THEN RETURN QUERY {one_item};\n"
+        "ELSE PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);\n"
+        f"RETURN QUERY EXECUTE $statement${batch}$statement$ USING items, p_now, p_door,"
+        " p_actor, p_request_id, p_ip_address, p_user_agent, p_note, p_round;\nEND IF; END\n$merge$"
     )
 
 
@@ -255,10 +259,10 @@ def uninstall_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
         schema_editor.execute("DROP TYPE IF EXISTS consent_merge_item")
 
 
-def _merge_call(items: str, answer: str) -> str:
+def _merge_call(items: str, merge_round: str, answer: str) -> str:
     return (
         f"SELECT {answer} FROM consent_merge({items}, %(now)s, %(door)s, %(actor)s,"
-        " %(request_id)s, %(ip_address)s::inet, %(user_agent)s, %(note)s)"
+        f" %(request_id)s, %(ip_address)s::inet, %(user_agent)s, %(note)s, {merge_round})"
     )
 
 
@@ -270,6 +274,7 @@ UPSERT_SQL = _merge_call(
     "ARRAY[ROW("
     + ", ".join(f"%({name})s::{sql_type}" for name, sql_type in STAGING_COLUMNS.items())
     + ")::consent_merge_item]",
+    "NULL",
     _MERGED_CONSENT,
 )
 
@@ -282,13 +287,10 @@ CREATE_STAGING_SQL = (
     + ") ON COMMIT DELETE ROWS"
 )
 COPY_STAGING_SQL = f"COPY consent_batch ({', '.join(STAGING_COLUMNS)}) FROM STDIN"
-_BATCH_ROUND = (
-    "ARRAY(SELECT ROW(b.*)::consent_merge_item FROM consent_batch b WHERE round = %(round)s)"
-)
 # What the bulk commands report: the outcome, the address as sent (a tombstone is reported under
 # it, never under its hash); what the consent API answers: each consent as it is after its item.
-MERGE_SQL = _merge_call(_BATCH_ROUND, "idx, kind, type, sent_address, previous_state, state")
-MERGE_CONSENTS_SQL = _merge_call(_BATCH_ROUND, _MERGED_CONSENT)
+MERGE_SQL = _merge_call("NULL", "%(round)s", "idx, kind, type, sent_address, previous_state, state")
+MERGE_CONSENTS_SQL = _merge_call("NULL", "%(round)s", _MERGED_CONSENT)
 
 
 def upsert_in_one_statement(
