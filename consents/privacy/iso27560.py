@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from consents.exports import format_date
+from consents.dates import format_date
 from consents.ledger import consent_of_address
 from consents.models import ConsentState, ConsentType, MarketingConsent
 from consents.privacy.person import Person

@@ -7,15 +7,20 @@ import json
 import uuid
 from typing import Any
 
-from consents.api.serializers import MarketingConsentSerializer
-from consents.exports import format_date
+from consents.dates import format_date
 from consents.models import ConsentEvent, EventKind, MarketingConsent
+from consents.privacy.export import consent_record
 
 ENTITY_FQDN = "wix.marketing.marketing_consent.v1.marketing_consent"
 # Message ids are derived from the ledger event's id: the same event always has the same id, so
 # consumers can drop duplicates (delivery is at least once).
 MESSAGE_ID_NAMESPACE = uuid.UUID("0f9d6c54-2b1e-4c8e-9a55-51d3c1b0c0de")
-SLUGS = {EventKind.CREATED: "created", EventKind.UPDATED: "updated", EventKind.DELETED: "deleted"}
+SLUGS = {
+    EventKind.CREATED: "created",
+    EventKind.UPDATED: "updated",
+    EventKind.DELETED: "deleted",
+    EventKind.ERASED: "deleted",
+}
 
 
 def message_id(event: ConsentEvent) -> str:
@@ -25,9 +30,11 @@ def message_id(event: ConsentEvent) -> str:
 def consent_as_recorded(event: ConsentEvent, consent: MarketingConsent | None) -> dict[str, Any]:
     """The consent as the consent API shows it, right after the event: the stored consent while
     it is still at the event's revision; otherwise (changed again since, or deleted) what the
-    event itself recorded of it (its state, revision and the activity the change set)."""
+    event itself recorded of it (its state, revision and the activity the change set). An erased
+    address's consent is shown as the subject access export shows it: without the address or
+    its hash."""
     if consent is not None and consent.revision == event.revision:
-        return MarketingConsentSerializer(consent).data
+        return consent_record(consent)
     recorded = MarketingConsent(
         id=event.consent_id,
         type=event.type,
@@ -47,7 +54,7 @@ def consent_as_recorded(event: ConsentEvent, consent: MarketingConsent | None) -
             recorded.revoke_source = event.activity_source
             recorded.revoke_description = event.activity_description
             recorded.revoke_date = event.activity_date
-    return MarketingConsentSerializer(recorded).data
+    return consent_record(recorded)
 
 
 def envelope(event: ConsentEvent, consent: MarketingConsent | None) -> dict[str, Any]:
