@@ -17,7 +17,7 @@ def uninstall(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("consents", "0008_webhook_endpoints"),
+        ("consents", "0009_revoke_jobs"),
     ]
 
     operations = [migrations.RunPython(install, uninstall)]
