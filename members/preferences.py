@@ -7,6 +7,7 @@ every other door's.
 """
 
 import operator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
@@ -126,7 +127,10 @@ def set_marketing_preferences(
 ) -> list[LedgerResult]:
     """Write the preferences sent (`{"email": "OPT_IN", "sms": "OPT_OUT"}`, either optional)
     to the consents of the member's addresses: all of them or, on any error, none."""
-    with transaction.atomic():
+    channels = [channel for channel in CHANNELS if channel.name in preferences]
+    # One ledger call is atomic by itself (on PostgreSQL one autocommitted statement): only two
+    # need a transaction around them.
+    with transaction.atomic() if len(channels) > 1 else nullcontext():
         return [
             consent_upsert(
                 type=channel.consent_type,
@@ -134,8 +138,7 @@ def set_marketing_preferences(
                 change=channel.change(preferences[channel.name], session_channel=session_channel),
                 context=context,
             )
-            for channel in CHANNELS
-            if channel.name in preferences
+            for channel in channels
         ]
 
 
