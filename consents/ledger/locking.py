@@ -11,7 +11,7 @@ from uuid import UUID
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from consents.addresses import erased_address, normalize_address
+from consents.addresses import by_address, erased_address, normalize_address, stored_spellings
 from consents.exceptions import ConsentAlreadyExists, ConsentNotFound
 from consents.ledger.changes import (
     ChangeContext,
@@ -356,20 +356,11 @@ def lock_in_order(
     deadlock."""
     if not keys:
         return {}
-    tombstones = {(type, erased_address(address)): (type, address) for type, address in keys}
-    rows = MarketingConsent.objects.filter(
-        address__in={address for _, address in keys | tombstones.keys()}
-    )
+    spellings = stored_spellings(keys)
+    rows = MarketingConsent.objects.filter(address__in={address for _, address in spellings})
     if lock:
         rows = rows.select_for_update()
-    found: dict[tuple[str, str], MarketingConsent] = {}
-    for consent in rows.order_by("type", "address"):
-        stored = (consent.type, consent.address)
-        if stored in keys:
-            found[stored] = consent  # the address in clear wins over a tombstone
-        elif stored in tombstones:
-            found.setdefault(tombstones[stored], consent)
-    return found
+    return by_address(rows.order_by("type", "address"), spellings)
 
 
 def apply_locked(

@@ -20,12 +20,10 @@ from django.db import connection
 
 from consents.addresses import erased_address
 from consents.ledger.changes import ChangeContext, ConsentChange
-from consents.models import MarketingConsent
+from consents.models import CONSENT_COLUMNS, MarketingConsent
 
 # One encoder for every statement: `json.dumps(cls=…)` would build a new one per call.
 to_json = DjangoJSONEncoder().encode
-CONSENT_FIELDS = MarketingConsent._meta.concrete_fields
-CONSENT_COLUMNS = [field.column for field in CONSENT_FIELDS]
 
 STAGING_COLUMNS = {
     "idx": "integer",
@@ -252,13 +250,7 @@ def upsert_in_one_statement(
     if answer is None:
         return None
     kind, previous_state, event_id, *values = answer
-    # A raw row: apply the fields' own conversions (the JSON field's decoding), as a queryset does.
-    values = [
-        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
-        for field, value in zip(CONSENT_FIELDS, values, strict=True)
-    ]
-    consent = MarketingConsent.from_db(connection.alias, CONSENT_COLUMNS, values)
-    return consent, kind, previous_state, event_id
+    return MarketingConsent.from_row(values), kind, previous_state, event_id
 
 
 def _context_params(context: ChangeContext, now: datetime) -> dict[str, object]:
