@@ -37,7 +37,6 @@ from consents.ledger.locking import (
     consent_create,
     consent_delete,
     consent_erase,
-    consent_of_address,
     consent_remove,
     consent_renormalize,
     consent_revoke_by_link,
@@ -45,7 +44,12 @@ from consents.ledger.locking import (
     consent_upsert,
 )
 from consents.ledger.redaction import evidence_redact
-from consents.ledger.rules import Eligibility, check_confirmation_link, communication_eligibility
+from consents.ledger.rules import (
+    Eligibility,
+    check_confirmation_link,
+    communication_eligibility,
+    consent_as_recorded,
+)
 
 __all__ = [
     "MAX_CLOCK_SKEW",
@@ -63,11 +67,11 @@ __all__ = [
     "check_confirmation_link",
     "communication_eligibility",
     "consent_add",
+    "consent_as_recorded",
     "consent_confirm_by_link",
     "consent_create",
     "consent_delete",
     "consent_erase",
-    "consent_of_address",
     "consent_remove",
     "consent_renormalize",
     "consent_revoke_by_link",

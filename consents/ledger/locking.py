@@ -306,12 +306,6 @@ def _move(
     return record(consent, EventKind.UPDATED, consent.state, ConsentChange(), noted(context, note))
 
 
-def consent_of_address(type: str, address: str) -> MarketingConsent | None:
-    """The consent of a normalised address; for an erased address, its tombstone (a REVOKED
-    consent whose stored address is the hash: check `is_erased` before showing it)."""
-    return lock_in_order({(type, address)}, lock=False).get((type, address))
-
-
 def locked(**lookup: Any) -> MarketingConsent:
     """Lock a consent found by id. A tombstone is found only through its address: by id it is
     not found, so that nothing edits, deletes or confirms it around the ledger's rules."""
