@@ -95,7 +95,7 @@ def test_get_returns_the_consent_without_a_link(api_client, consent):
     assert response.json() == {"marketingConsent": consent.json()["marketingConsent"]}
 
 
-@pytest.mark.parametrize("consent_id", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("consent_id", ["3f2c6f0e-8d5b-4a7e-9c1d-2b4e6a8f0c13", "not-a-uuid"])
 def test_get_of_an_unknown_id_is_404(api_client, consent_id):
     response = api_client.get(f"{CONSENTS}/{consent_id}")
 
