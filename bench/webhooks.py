@@ -8,8 +8,11 @@ every signature) and starts `celery -A consentsite worker --beat` on it. Writer 
 the ledger's upsert (a new address each, so every change is a `created` event) at a fixed rate
 for the duration, noting when each commit returned. It prints the rate written, the events
 delivered per second, the commit-to-receipt lag (p50, p99, max) and how many events were missing
-or delivered twice; then the floor: signed POSTs to the same receivers from one thread with no
-database and no queue. The goal: 300 changes/s for 60 s, every event delivered, p99 lag ≤ 2 s.
+or delivered twice; the CPU time each part used per change (the writers' process, the worker,
+the two receivers, and the database's server processes serving them), which depends far less on
+what else runs on the machine than the rates do; the load average before and after; then the
+floor: signed POSTs to the same receivers from one thread with no database and no queue. The
+goal: 300 changes/s for 60 s, every event delivered, p99 lag ≤ 2 s.
 """
 
 from __future__ import annotations
@@ -28,6 +31,45 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from common import PYTHON, ROOT, fresh_database, manage
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time used so far by these processes (Linux), their threads included;
+    a process that has exited counts as zero."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def process_group(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            if int(fields[2]) == pgid:
+                pids.append(int(entry))
+    return pids
+
+
+def database_backends() -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 class Receiver:
@@ -98,7 +140,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=300, help="changes per second")
     parser.add_argument("--duration", type=int, default=60, help="seconds of writing")
     parser.add_argument("--writers", type=int, default=3, help="writer threads")
-    parser.add_argument("--concurrency", type=int, default=4, help="worker threads")
+    parser.add_argument("--pool", default="threads", help="the worker's pool: threads or prefork")
+    parser.add_argument("--concurrency", type=int, default=4, help="worker threads or processes")
     parser.add_argument(
         "--broker", default="redis://127.0.0.1:6379/5", help="'filesystem' for no server"
     )
@@ -135,7 +178,7 @@ def main() -> None:
     from consents.ledger import ChangeContext, ConfirmationActivity, ConsentChange, consent_upsert
 
     worker = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "consentsite", "worker", "--beat", "--pool", "threads",
+        [PYTHON, "-m", "celery", "-A", "consentsite", "worker", "--beat", "--pool", args.pool,
          "--concurrency", str(args.concurrency), "--loglevel", "WARNING",
          "--without-heartbeat", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, start_new_session=True,
@@ -171,15 +214,39 @@ def main() -> None:
             n += 1
         connection.close()
 
+    load_before = os.getloadavg()
+    parts = {
+        "worker": process_group(worker.pid),
+        "receivers": [r.process.pid for r in receivers],
+    }
+    cpu_before = {name: cpu_seconds(pids) for name, pids in parts.items()}
+    writers_cpu = time.process_time()
+    # The database's server processes serving this database: CPU as last seen, as a process
+    # that exits (a closed connection) takes its count with it.
+    backends_first = {pid: cpu_seconds([pid]) for pid in database_backends()}
+    backends_last = dict(backends_first)
+
+    def sample_backends() -> None:
+        for pid in database_backends():
+            backends_first.setdefault(pid, 0.0)  # opened since the start
+            backends_last[pid] = max(backends_last.get(pid, 0.0), cpu_seconds([pid]))
+
     writers = [threading.Thread(target=write, args=(i,)) for i in range(args.writers)]
     for thread in writers:
         thread.start()
-    for thread in writers:
-        thread.join()
+    while any(thread.is_alive() for thread in writers):
+        sample_backends()
+        time.sleep(0.5)
     written_in = max(committed.values()) - start
+    writers_cpu = time.process_time() - writers_cpu
     deadline = time.time() + 120
     while time.time() < deadline and any(r.unique.value < len(committed) for r in receivers):
+        sample_backends()
         time.sleep(0.2)
+    sample_backends()
+    cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in parts.items()}
+    cpu["database"] = sum(backends_last[pid] - backends_first[pid] for pid in backends_last)
+    load_after = os.getloadavg()
     os.killpg(worker.pid, signal.SIGTERM)  # the worker and its embedded beat
     worker.wait(30)
 
@@ -205,6 +272,19 @@ def main() -> None:
             f"{(lags[-1] if lags else float('nan')):>10.3f} {missing:>8} "
             f"{counts['duplicates']:>6} {counts['bad signatures']:>8}"
         )
+    per_change = {"writers": writers_cpu, **cpu}
+    print(
+        "CPU ms per change: "
+        + ", ".join(f"{name} {seconds / len(committed) * 1000:.2f}" for name, seconds in
+                    per_change.items())
+        + f" (total {sum(per_change.values()) / len(committed) * 1000:.2f})"
+    )  # fmt: skip
+    print(
+        "load average (1, 5, 15 min): before "
+        + ", ".join(f"{x:.1f}" for x in load_before)
+        + "; after "
+        + ", ".join(f"{x:.1f}" for x in load_after)
+    )
     print(f"floor: {floor_rate:.0f} signed POSTs/s from one thread to a receiver "
           "(no database, no queue)")  # fmt: skip
 
@@ -212,18 +292,19 @@ def main() -> None:
 def floor(url: str, secret: str, seconds: float = 5.0) -> float:
     from datetime import UTC, datetime
 
-    import httpx
+    import urllib3
     from standardwebhooks.webhooks import Webhook
 
     body = json.dumps({"consentProof": {"ledgerEventId": -1}})
     sent = 0
-    with httpx.Client() as client:
+    with urllib3.connection_from_url(url, maxsize=1) as client:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             at = datetime.now(UTC)
-            client.post(
-                url,
-                content=body,
+            client.urlopen(
+                "POST",
+                "/hooks",
+                body=body.encode(),
                 headers={
                     "webhook-id": f"floor-{sent}",
                     "webhook-timestamp": str(int(at.timestamp())),

@@ -317,8 +317,8 @@ LOGGING = {
         # Our request log replaces the development server's own per-request line.
         "django.server": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
-        # A line per webhook request; attempts are recorded in the database instead.
-        "httpx": {"level": "WARNING"},
+        # A line per webhook connection; attempts are recorded in the database instead.
+        "urllib3": {"level": "WARNING"},
     },
 }
 

@@ -30,9 +30,11 @@ from consents.models import (
 STATES_NEEDING_CONFIRMATION = frozenset({ConsentState.PENDING, ConsentState.CONFIRMED})
 
 # Sent inside the transaction that recorded events which changed a consent (created, updated,
-# deleted): change-event delivery wakes once it commits (see consents/webhooks).
+# deleted, erased): change-event delivery wakes once it commits (see consents/webhooks).
 changes_recorded = Signal()
-_CHANGING_KINDS = frozenset({EventKind.CREATED, EventKind.UPDATED, EventKind.DELETED})
+_CHANGING_KINDS = frozenset(
+    {EventKind.CREATED, EventKind.UPDATED, EventKind.DELETED, EventKind.ERASED}
+)
 
 
 def announce(kinds: Iterable[str]) -> None:

@@ -18,8 +18,9 @@ import secrets
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
-import httpx
+import urllib3
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -30,15 +31,15 @@ from consents.models import ConsentEvent, MarketingConsent
 from consents.selectors import consents_after
 from consents.webhooks.models import WebhookAttempt, WebhookEndpoint
 from consents.webhooks.payloads import encode, envelope, message_id
-from consents.webhooks.targets import UnsafeTarget, resolve
+from consents.webhooks.targets import Target, UnsafeTarget, resolve
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 50
+BATCH_SIZE = 200
 ROUNDS_PER_TASK = 20
 EXCERPT_CHARS = 500
-SETTLE_POLLS = 25
-SETTLE_POLL_SECONDS = 0.02
+SETTLE_POLLS = 100
+SETTLE_POLL_SECONDS = 0.005
 
 _SETTLED_SQL = """
 SELECT EXISTS (
@@ -72,14 +73,24 @@ def settled_event_id() -> int | None:
 _local = threading.local()
 
 
-def _client() -> httpx.Client:
-    """One HTTP client per thread, keeping connections to endpoints alive between events."""
-    client = getattr(_local, "client", None)
-    if client is None:
-        client = _local.client = httpx.Client(
-            timeout=settings.WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False
-        )
-    return client
+def _pool(target: Target) -> urllib3.HTTPConnectionPool:
+    """This thread's connection to a target, kept alive between events: one per address (a
+    delivery sends one request at a time), with the request timeout."""
+    pools = _local.__dict__.setdefault("pools", {})
+    parts = urlsplit(target.connect_url)
+    key = (parts.scheme, parts.hostname, parts.port, target.host)
+    pool = pools.get(key)
+    if pool is None:
+        options = {
+            "maxsize": 1,
+            "timeout": urllib3.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS),
+            "retries": False,
+        }
+        if parts.scheme == "https":
+            # TLS and certificate checks for the host name, on the connection to its address.
+            options |= {"server_hostname": target.host, "assert_hostname": target.host}
+        pool = pools[key] = urllib3.connection_from_url(target.connect_url, **options)
+    return pool
 
 
 def signature_header(endpoint: WebhookEndpoint, msg_id: str, at: datetime, body: str) -> str:
@@ -112,25 +123,31 @@ def send(
     started = time.monotonic()
     try:
         target = resolve(endpoint.url)
-        extensions = {}
         if target.host:
             headers["host"] = target.host
-            extensions["sni_hostname"] = target.host
-        response = _client().post(
-            target.connect_url, content=body, headers=headers, extensions=extensions
+        parts = urlsplit(target.connect_url)
+        response = _pool(target).urlopen(
+            "POST",
+            parts._replace(scheme="", netloc="").geturl() or "/",
+            body=body.encode(),
+            headers=headers,
+            redirect=False,
+            assert_same_host=False,
         )
     except UnsafeTarget as exc:
         attempt.error = f"Refused: {exc}"[:300]
-    except httpx.TimeoutException:
+    except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeouts
+        attempt.error = f"{type(exc).__name__}: {exc}"[:300]
+    except urllib3.exceptions.TimeoutError:
         attempt.error = "Timed out."
-    except httpx.HTTPError as exc:
+    except urllib3.exceptions.HTTPError as exc:
         attempt.error = f"{type(exc).__name__}: {exc}"[:300]
     else:
-        attempt.status_code = response.status_code
-        attempt.succeeded = 200 <= response.status_code < 300
-        attempt.response_excerpt = response.text[:EXCERPT_CHARS]
+        attempt.status_code = response.status
+        attempt.succeeded = 200 <= response.status < 300
+        attempt.response_excerpt = response.data.decode(errors="replace")[:EXCERPT_CHARS]
         if not attempt.succeeded:
-            attempt.error = f"HTTP {response.status_code}"
+            attempt.error = f"HTTP {response.status}"
     attempt.duration_ms = int((time.monotonic() - started) * 1000)
     attempt.attempted_at = timezone.now()
     return attempt
@@ -179,11 +196,15 @@ def retry_delay(failures: int) -> float:
 
 def deliver_pending(endpoint_id: int) -> float | None:
     """Deliver what is due for one endpoint. Returns the seconds after which delivery should
-    run again for it (a retry, or more events), or None when nothing is left to do."""
-    WebhookEndpoint.objects.filter(id=endpoint_id, wake_pending=True).update(wake_pending=False)
+    run again for it (a retry, or more events), or None when nothing is left to do.
+
+    A commit queues a delivery only when the endpoint's `wake_pending` is clear, and only the
+    lease's holder clears it, when it has caught up; it then looks once more, so a commit that
+    found the flag set is delivered by the holder. A delivery that finds the lease taken leaves
+    the flag alone: the holder looks again after releasing it."""
     token = _acquire(endpoint_id)
     if token is None:
-        return None  # another worker is delivering; it looks again after releasing
+        return None
     try:
         again = _drain(endpoint_id, token)
     finally:
@@ -214,7 +235,11 @@ def _drain(endpoint_id: int, token: str) -> float | None:
         if settled is None:
             return settings.WEBHOOK_SWEEP_SECONDS / 2
         if settled <= endpoint.cursor:
-            return None
+            if not endpoint.wake_pending:
+                return None
+            # Caught up: commits from now on queue a delivery; look once more for earlier ones.
+            _held(endpoint_id, token).update(wake_pending=False)
+            continue
         events = list(
             endpoint.matching_events().filter(id__gt=endpoint.cursor, id__lte=settled)[:BATCH_SIZE]
         )

@@ -18,12 +18,12 @@ class EventType(models.TextChoices):
 
 
 # The ledger event kinds each webhook event type carries; UNCHANGED and SUPERSEDED change nothing.
-KIND_OF_EVENT_TYPE = {
-    EventType.CREATED: EventKind.CREATED,
-    EventType.UPDATED: EventKind.UPDATED,
-    EventType.DELETED: EventKind.DELETED,
+# An erased address's consent is gone for its consumers: they hear of it as deleted.
+KINDS_OF_EVENT_TYPE = {
+    EventType.CREATED: (EventKind.CREATED,),
+    EventType.UPDATED: (EventKind.UPDATED,),
+    EventType.DELETED: (EventKind.DELETED, EventKind.ERASED),
 }
-DELIVERED_KINDS = frozenset(KIND_OF_EVENT_TYPE.values())
 
 
 def new_secret() -> str:
@@ -95,7 +95,7 @@ class WebhookEndpoint(models.Model):
         return [self.secret]
 
     def delivered_kinds(self) -> list[str]:
-        return [KIND_OF_EVENT_TYPE[t] for t in EventType if t in self.event_types]
+        return [kind for t in EventType if t in self.event_types for kind in KINDS_OF_EVENT_TYPE[t]]
 
     def matching_events(self) -> models.QuerySet:
         """The ledger events this endpoint subscribes to, in ledger order."""

@@ -7,15 +7,20 @@ import json
 import uuid
 from typing import Any
 
-from consents.api.serializers import MarketingConsentSerializer
 from consents.exports import format_date
 from consents.models import ConsentEvent, EventKind, MarketingConsent
+from consents.privacy.export import consent_record
 
 ENTITY_FQDN = "wix.marketing.marketing_consent.v1.marketing_consent"
 # Message ids are derived from the ledger event's id: the same event always has the same id, so
 # consumers can drop duplicates (delivery is at least once).
 MESSAGE_ID_NAMESPACE = uuid.UUID("0f9d6c54-2b1e-4c8e-9a55-51d3c1b0c0de")
-SLUGS = {EventKind.CREATED: "created", EventKind.UPDATED: "updated", EventKind.DELETED: "deleted"}
+SLUGS = {
+    EventKind.CREATED: "created",
+    EventKind.UPDATED: "updated",
+    EventKind.DELETED: "deleted",
+    EventKind.ERASED: "deleted",
+}
 
 
 def message_id(event: ConsentEvent) -> str:
@@ -24,9 +29,10 @@ def message_id(event: ConsentEvent) -> str:
 
 def envelope(event: ConsentEvent, consent: MarketingConsent) -> dict[str, Any]:
     """The body of an event, `consent` being the consent as it was right after it
-    (`consents.selectors.consents_after`), shown as the consent API shows it."""
+    (`consents.selectors.consents_after`), shown as the subject access export shows it: in the
+    consent API's shape, an erased address's consent without the address or its hash."""
     slug = SLUGS[event.kind]
-    entity = json.dumps(MarketingConsentSerializer(consent).data, separators=(",", ":"))
+    entity = json.dumps(consent_record(consent), separators=(",", ":"))
     body: dict[str, Any] = {
         "id": message_id(event),
         "entityFqdn": ENTITY_FQDN,

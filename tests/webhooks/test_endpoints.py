@@ -3,11 +3,13 @@ commit gives its endpoints."""
 
 import re
 import time
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.core.management.base import CommandError
 from django.urls import reverse
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from consents.models import ConsentEvent
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.django_db
 ADD_URL = reverse("admin:consents_webhookendpoint_add")
 LIST_URL = reverse("admin:consents_webhookendpoint_changelist")
 ATTEMPTS_URL = reverse("admin:consents_webhookattempt_changelist")
+HOUR = timedelta(hours=1)
 
 
 def test_create_webhook_prints_the_secret_on_its_last_line(run_command):
@@ -238,6 +241,27 @@ def test_a_broker_that_is_down_never_fails_the_write(
     finally:
         app.conf.task_always_eager = False
     assert len(receiver.received) == 1
+
+
+def test_a_delivery_that_finds_the_lease_taken_leaves_the_wake_to_its_holder(
+    webhook_settings, receiver
+):
+    """Commits while a delivery runs find `wake_pending` set and queue nothing: the holder of
+    the lease clears it only once caught up, then looks again."""
+    endpoint = endpoint_for(receiver)
+    ids = [upsert(f"held{n}@example.com").event.id for n in range(2)]
+    held = WebhookEndpoint.objects.filter(id=endpoint.id)
+    held.update(wake_pending=True, lease_token="other", lease_expires_at=timezone.now() + HOUR)
+
+    assert delivery.deliver_pending(endpoint.id) is None
+    endpoint.refresh_from_db()
+    assert (endpoint.wake_pending, endpoint.lease_token, endpoint.cursor) == (True, "other", 0)
+    assert receiver.received == []
+
+    held.update(lease_token="", lease_expires_at=None)  # the holder's turn
+    deliver_all(endpoint)
+    assert receiver.ledger_event_ids() == ids
+    assert (endpoint.wake_pending, endpoint.lease_token, endpoint.cursor) == (False, "", ids[-1])
 
 
 def test_the_admin_replays_an_endpoint_since_a_time(admin_client, webhook_settings, receiver):
