@@ -4,11 +4,13 @@ and fix it — every fix through the ledger with door ADMIN and the staff userna
 import contextlib
 import csv
 import dataclasses
+import logging
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_value
 from django.core.paginator import Paginator
@@ -36,7 +38,6 @@ from consents.ledger import (
     RevokeActivity,
     consent_add,
     consent_delete,
-    consent_revoke_many,
     consent_update,
 )
 from consents.links import CONFIRM, consent_link
@@ -51,7 +52,11 @@ from consents.models import (
     RevokeSource,
 )
 from consents.privacy.admin import erase_person_action, export_person_action, receipt_link
+from consents.revocations.jobs import run_revoke_job, start_revoke_job
+from consents.revocations.tasks import run_revoke_job as revoke_job_task
 from consentsite.change_context import change_context
+
+logger = logging.getLogger(__name__)
 
 
 def normalised_spellings(term: str) -> set[str]:
@@ -133,14 +138,11 @@ class ConsentChangeForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        state = data.get("state")
-        if state in (ConsentState.PENDING, ConsentState.CONFIRMED) and not data.get(
-            "confirmation_source"
-        ):
-            label = ConsentState(state).label
-            self.add_error("confirmation_source", f"Required to set the state {label}.")
-        if state == ConsentState.REVOKED and not data.get("revoke_source"):
-            self.add_error("revoke_source", "Required to set the state Revoked.")
+        try:
+            self.to_change().require_activities()
+        except InvalidChange as refused:
+            label = ConsentState(data["state"]).label
+            self.add_error(_FORM_FIELD_OF[refused.field], f"Required to set the state {label}.")
         if self.ledger_refusal is not None:
             self.add_error(*self._refusal_error(self.ledger_refusal))
         return data
@@ -171,12 +173,13 @@ class ConsentChangeForm(forms.ModelForm):
 
     def to_change(self) -> ConsentChange:
         data = self.cleaned_data
-        reason = data["reason"]
+        reason = data.get("reason", "")
         confirmation = (
             ConfirmationActivity(
                 source=data["confirmation_source"],
                 description=reason,
-                opt_in_level=data["confirmation_opt_in_level"] or OptInLevel.SINGLE_CONFIRMATION,
+                opt_in_level=data.get("confirmation_opt_in_level")
+                or OptInLevel.SINGLE_CONFIRMATION,
             )
             if data.get("confirmation_source")
             else None
@@ -186,7 +189,7 @@ class ConsentChangeForm(forms.ModelForm):
             if data.get("revoke_source")
             else None
         )
-        return ConsentChange(state=data["state"], confirmation=confirmation, revoke=revoke)
+        return ConsentChange(state=data.get("state"), confirmation=confirmation, revoke=revoke)
 
 
 # An event's activity source is a confirmation's or a revoke's: one word for each value.
@@ -453,19 +456,26 @@ class MarketingConsentAdmin(AddressSearchMixin, admin.ModelAdmin):
                     "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
                 },
             )
-        reason = form.cleaned_data["reason"]
-        counts = consent_revoke_many(
-            consent_ids=list(queryset.order_by("type", "address").values_list("id", flat=True)),
-            revoke=RevokeActivity(source=RevokeSource.OTHER, description=reason),
-            context=admin_context(request, reason),
+        job = start_revoke_job(queryset, admin_context(request, form.cleaned_data["reason"]))
+        if job.total <= settings.REVOKE_IN_REQUEST_MAX:
+            self.message_user(request, run_revoke_job(job.id).summary)
+            return None
+        try:
+            revoke_job_task.delay(job.id)
+        except Exception:  # the job is recorded: the sweep queues it once the broker is back
+            logger.exception("Could not queue revoke job %s; the sweep will pick it up.", job.id)
+        url = reverse("admin:consents_revokejob_change", args=[job.id])
+        self.message_user(
+            request,
+            format_html(
+                "Revoking {} consents in the background, in batches. "
+                '<a href="{}">Revoke job {}</a> shows its progress, and what was done once '
+                "finished.",
+                f"{job.total:,}",
+                url,
+                job.id,
+            ),
         )
-        message = (
-            f"Revoked {counts['updated']} consent(s); {counts['already_revoked']} were already "
-            "revoked."
-        )
-        if counts["not_found"]:
-            message += f" {counts['not_found']} had been deleted meanwhile."
-        self.message_user(request, message)
         return None
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
@@ -507,8 +517,21 @@ class CappedCountPaginator(Paginator):
         return self.count > self.cap
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records nobody adds, changes or deletes here, superusers included."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(ConsentEvent)
-class ConsentEventAdmin(AddressSearchMixin, admin.ModelAdmin):
+class ConsentEventAdmin(AddressSearchMixin, ReadOnlyAdmin):
     """The proof: read-only for everyone, superusers included."""
 
     list_display = ["recorded_at", "address", "kind", "state", "door", "actor"]
@@ -550,15 +573,6 @@ class ConsentEventAdmin(AddressSearchMixin, admin.ModelAdmin):
     def activity_level(self, event: ConsentEvent) -> str:
         level = event.activity_opt_in_level
         return OptInLevel(level).label if level in OptInLevel.values else level or "—"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # Our keys are ClientApiKey (with scope and API); the library's own model stays unused.

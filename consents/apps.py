@@ -8,6 +8,7 @@ class ConsentsConfig(AppConfig):
 
     def ready(self) -> None:
         from consents.ledger import changes_recorded
+        from consents.revocations import admin as jobs_admin  # noqa: F401 - registers it
         from consents.webhooks import admin  # noqa: F401 - registers the webhook admin
         from consents.webhooks.wake import on_changes_recorded
 

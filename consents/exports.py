@@ -11,8 +11,9 @@ an apostrophe, so that the import takes exactly that apostrophe off again.
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
+from consents.dates import format_date, parse_date
 from consents.exceptions import InvalidChange
 from consents.ledger import BatchItem, ConfirmationActivity, ConsentChange, RevokeActivity
 from consents.models import (
@@ -38,13 +39,6 @@ def unneutralised(cell: str) -> str:
     """The cell that `neutralised` was given."""
     neutral = cell.startswith("'") and cell[1:].startswith(_NEUTRALISED_STARTS)
     return cell[1:] if neutral else cell
-
-
-def format_date(value: datetime | None) -> str:
-    """ISO-8601 UTC with milliseconds and Z, as the consent API writes dates."""
-    if value is None:
-        return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def consent_csv_row(consent: MarketingConsent) -> list[str]:
@@ -83,15 +77,12 @@ _STATES = frozenset(ConsentState.values)
 _CONFIRMED_STATES = frozenset({ConsentState.PENDING, ConsentState.CONFIRMED})
 
 
-def parse_date(text: str) -> datetime:
-    """An ISO-8601 date (a date without offset is UTC, as the consent API reads it)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidChange(
-            f"{text!r} is not an ISO-8601 date.", field="date", rule="FORMAT"
-        ) from exc
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def csv_date(text: str) -> datetime:
+    """The date of a CSV row (consents/dates.py)."""
+    value = parse_date(text)
+    if value is None:
+        raise InvalidChange(f"{text!r} is not an ISO-8601 date.", field="date", rule="FORMAT")
+    return value
 
 
 def csv_row_change(values: Sequence[str]) -> BatchItem:
@@ -133,13 +124,13 @@ def csv_row_change(values: Sequence[str]) -> BatchItem:
         revoke = RevokeActivity(
             source=source or RevokeSource.UNKNOWN_SOURCE,
             description=description,
-            updated_date=parse_date(date),
+            updated_date=csv_date(date),
         )
         return BatchItem(type_, address, ConsentChange(state=state, revoke=revoke))
     confirmation = ConfirmationActivity(
         source=source or ConfirmationSource.UNKNOWN_SOURCE,
         description=description,
-        updated_date=parse_date(date),
+        updated_date=csv_date(date),
         opt_in_level=opt_in_level or OptInLevel.UNKNOWN_OPT_IN_LEVEL,
     )
     return BatchItem(type_, address, ConsentChange(state=state, confirmation=confirmation))

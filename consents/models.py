@@ -365,4 +365,6 @@ class RequestCount(models.Model):
 
 
 # The change-event (webhook) models live with their feature; importing them registers them here.
+# So do the staff's revoke jobs.
+from consents.revocations.models import RevokeJob, RevokeJobItem  # noqa: E402, F401
 from consents.webhooks.models import WebhookAttempt, WebhookEndpoint  # noqa: E402, F401

@@ -14,4 +14,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consentsite.settings")
 
 app = Celery("consentsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["consents.webhooks"])
+app.autodiscover_tasks(["consents.webhooks", "consents.revocations"])

@@ -351,7 +351,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consents.webhooks.tasks.sweep",
         "schedule": WEBHOOK_SWEEP_SECONDS,
     },
+    "revoke-job-sweep": {
+        "task": "consents.revocations.tasks.sweep_revoke_jobs",
+        "schedule": env.float("REVOKE_JOB_SWEEP_SECONDS", default=30.0),
+    },
 }
+
+# The admin's "revoke selected": a selection of up to REVOKE_IN_REQUEST_MAX consents is revoked
+# in the request, well within gunicorn's timeout; a larger one by a Celery worker, as a job staff
+# follow in the admin. Jobs run REVOKE_JOB_BATCH_SIZE consents per transaction; one without
+# progress for REVOKE_JOB_STALLED_SECONDS (a killed worker, a lost message) is queued again.
+REVOKE_IN_REQUEST_MAX = env.int("REVOKE_IN_REQUEST_MAX", default=25_000)
+REVOKE_JOB_BATCH_SIZE = env.int("REVOKE_JOB_BATCH_SIZE", default=1000)
+REVOKE_JOB_STALLED_SECONDS = env.float("REVOKE_JOB_STALLED_SECONDS", default=120.0)
 
 WEBHOOK_ALLOW_INSECURE_TARGETS = env.bool("WEBHOOK_ALLOW_INSECURE_TARGETS", default=False)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)

@@ -34,6 +34,8 @@ def others():
         return probe.execute(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            # Clients only: an autovacuum worker may visit the database at any time.
+            " AND backend_type = 'client backend'"
         ).fetchone()[0]
 
 async def request():

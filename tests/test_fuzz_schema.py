@@ -42,6 +42,13 @@ JUSTIFIED_REJECTIONS = [
         r"(.+\.)?last(Confirmation|Revoke)Activity\.updatedDate",
         r"The date is in the future\.$",
     ),
+    # Text with NUL or a lone surrogate cannot be stored (PostgreSQL refuses both); extended
+    # fields hold any keys at any depth, which OpenAPI 3.0 cannot give a pattern.
+    (
+        "*",
+        r"(.+\.)?extendedFields",
+        r"Text may not contain NUL characters or lone surrogates\.$",
+    ),
     # get-by: which of `email` and `phone` is required depends on `type`; OpenAPI 3.0 cannot
     # make one query parameter depend on another.
     (f"GET {CONSENT}/get-by", r"email|phone", r"This field is required\.$"),

@@ -6,17 +6,16 @@ request sends only the cursor, and a cursor cannot be replayed with another filt
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from django.core import signing
 from django.db.models import Q
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from consents.addresses import normalize_address
+from consents.dates import parse_date
 from consents.exceptions import InvalidAddress
 from consents.models import ConsentState, ConsentType, MarketingConsent
 
@@ -123,7 +122,7 @@ def _value(kind: str, value: Any, path: str) -> Any:
         except ValueError:
             return _bad(path, "an id")
     if kind == "date":
-        return parse_date(value, path)
+        return query_date(value, path)
     if kind == "state":
         if value not in ConsentState.values:
             raise refuse(path, f"{value!r} is not a state.", "INVALID_ENUM_VALUE")
@@ -140,14 +139,11 @@ def _bad(path: str, what: str) -> Any:
     raise refuse(path, f"Expected {what}.")
 
 
-def parse_date(value: Any, path: str) -> datetime:
-    try:
-        moment = parse_datetime(value) if isinstance(value, str) else None
-    except ValueError:  # shaped like a date, but none (February 30th, hour 25, offset +99:00)
-        moment = None
+def query_date(value: Any, path: str) -> datetime:
+    moment = parse_date(value)
     if moment is None:
         raise refuse(path, "Expected an ISO-8601 date and time.")
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+    return moment
 
 
 @dataclass(frozen=True)
@@ -266,7 +262,7 @@ def _beyond(sort: Sort, after: list[Any], backwards: bool) -> Q:
     values = after[-len(sort.keys) :]
     beyond, equal_so_far = Q(), Q()
     for key, raw in zip(sort.keys, values, strict=True):
-        value = UUID(raw) if key.column == "id" else parse_date(raw, "query.cursorPaging.cursor")
+        value = UUID(raw) if key.column == "id" else query_date(raw, "query.cursorPaging.cursor")
         op = "lt" if key.descending != backwards else "gt"
         beyond |= equal_so_far & Q(**{f"{key.column}__{op}": value})
         equal_so_far &= Q(**{key.column: value})

@@ -15,8 +15,8 @@ from rest_framework import serializers
 
 from consents.addresses import normalize_address
 from consents.api import schema
-from consents.exceptions import InvalidAddress
-from consents.exports import format_date
+from consents.dates import format_date
+from consents.exceptions import InvalidAddress, InvalidChange
 from consents.ledger import ConfirmationActivity, ConsentChange, RevokeActivity
 from consents.links import CONFIRM, UNSUBSCRIBE
 from consents.models import (
@@ -185,26 +185,18 @@ class ConsentFieldsSerializer(ContractSerializer):
     extendedFields = ExtendedFieldsField(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """PENDING and CONFIRMED need a confirmation activity, REVOKED a revoke activity."""
-        state = attrs.get("state")
-        if state in (ConsentState.PENDING, ConsentState.CONFIRMED) and not attrs.get(
-            "lastConfirmationActivity"
-        ):
+        """The ledger's rule of the activity each state needs, reported on the missing
+        activity's field."""
+        try:
+            self.to_change(attrs).require_activities()
+        except InvalidChange as refused:
             raise serializers.ValidationError(
                 {
-                    "lastConfirmationActivity": serializers.ErrorDetail(
-                        f"Required when the state is {state}.", code="required"
+                    refused.field: serializers.ErrorDetail(
+                        f"Required when the state is {attrs['state']}.", code="required"
                     )
                 }
-            )
-        if state == ConsentState.REVOKED and not attrs.get("lastRevokeActivity"):
-            raise serializers.ValidationError(
-                {
-                    "lastRevokeActivity": serializers.ErrorDetail(
-                        "Required when the state is REVOKED.", code="required"
-                    )
-                }
-            )
+            ) from refused
         return attrs
 
     def to_change(self, data: dict[str, Any]) -> ConsentChange:

@@ -10,12 +10,18 @@ consent, in memory) → the paths that write: `postgres` (the rules as SQL), `re
 `locking` (one consent, row locks) and `batch` (many consents) → this package's face.
 """
 
+from consents.dates import to_millisecond
 from consents.ledger.batch import (
+    ALREADY_REVOKED,
+    PendingConsent,
     PreparedBatch,
+    consent_expire_pending,
+    consent_revoke_addresses,
     consent_revoke_many,
     consent_upsert_batch,
     consent_upsert_many,
     prepare_batch,
+    stale_pending,
 )
 from consents.ledger.changes import (
     MAX_CLOCK_SKEW,
@@ -28,7 +34,6 @@ from consents.ledger.changes import (
     Outcome,
     RevokeActivity,
     changes_recorded,
-    to_millisecond,
     unstorable_json_fault,
 )
 from consents.ledger.locking import (
@@ -52,6 +57,7 @@ from consents.ledger.rules import (
 )
 
 __all__ = [
+    "ALREADY_REVOKED",
     "MAX_CLOCK_SKEW",
     "STATES_NEEDING_CONFIRMATION",
     "BatchItem",
@@ -61,6 +67,7 @@ __all__ = [
     "Eligibility",
     "LedgerResult",
     "Outcome",
+    "PendingConsent",
     "PreparedBatch",
     "RevokeActivity",
     "changes_recorded",
@@ -72,8 +79,10 @@ __all__ = [
     "consent_create",
     "consent_delete",
     "consent_erase",
+    "consent_expire_pending",
     "consent_remove",
     "consent_renormalize",
+    "consent_revoke_addresses",
     "consent_revoke_by_link",
     "consent_revoke_many",
     "consent_update",
@@ -82,6 +91,7 @@ __all__ = [
     "consent_upsert_many",
     "evidence_redact",
     "prepare_batch",
+    "stale_pending",
     "to_millisecond",
     "unstorable_json_fault",
 ]

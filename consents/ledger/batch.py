@@ -8,14 +8,15 @@ import copy
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 
 from consents.addresses import normalize_address
+from consents.batches import batched
 from consents.exceptions import ConsentError, InvalidAddress
 from consents.ledger.changes import (
     BatchItem,
@@ -220,47 +221,179 @@ def _insert_new_consents(created: dict[tuple[str, str], MarketingConsent]) -> se
     return {key for key, consent in created.items() if consent.id not in inserted}
 
 
+# The kind of a revoke `consent_revoke_many` left alone: the consent was revoked already.
+ALREADY_REVOKED = "ALREADY_REVOKED"
+
+
+class Target(NamedTuple):
+    """A consent a many-consent write aims at: its address, and the id and state of its stored
+    row (locked), if it has one."""
+
+    type: str
+    address: str
+    consent_id: UUID | None = None
+    state: str = ""
+
+
 def consent_revoke_many(
     *,
-    consent_ids: Iterable[UUID | str],
     revoke: RevokeActivity,
     context: ChangeContext,
+    consent_ids: Iterable[UUID | str] = (),
+    keep_revoked: bool = True,
     batch_size: int = 1000,
 ) -> Counter[str]:
     """Revoke the consents with these ids, `batch_size` at a time (one transaction each), through
     the batch path of `consent_upsert_many`, so that any number of them takes bounded memory.
 
-    A consent revoked already is left as it is (its revoke activity is the proof that matters),
-    and one deleted meanwhile is skipped. Returns counts of `already_revoked`, `not_found` and
-    of each event kind written (`updated`)."""
-    change = ConsentChange(state=ConsentState.REVOKED, revoke=revoke)
-    change.validate()
+    With `keep_revoked`, a consent revoked already is left as it is (its revoke activity is the
+    proof that matters). One deleted meanwhile is skipped. Returns counts of `already_revoked`,
+    `not_found` and of each event kind written (`updated`)."""
     counts: Counter[str] = Counter()
-    ids = iter(consent_ids)
-    while batch := list(islice(ids, batch_size)):
+    for batch in batched(consent_ids, batch_size):
         with transaction.atomic():
             rows = list(
                 MarketingConsent.objects.select_for_update()
                 .filter(id__in=batch)
                 .order_by("type", "address")
-                .values_list("id", "type", "address", "state")
+                .values_list("type", "address", "id", "state")
             )
             if missing := len(set(map(str, batch))) - len(rows):
                 counts["not_found"] += missing
-            items = []
-            for consent_id, type, address, state in rows:
-                if state == ConsentState.REVOKED:
-                    counts["already_revoked"] += 1
-                elif _is_normalised(type, address):
-                    items.append(BatchItem(type=type, address=address, change=change))
-                else:  # a legacy spelling: the batch path would key it by its normalised address
-                    result = apply_locked(locked(id=consent_id), change, context)
-                    counts[result.kind.lower()] += 1
-            for outcome in consent_upsert_many(items=items, context=context):
+            targets = [Target(*row) for row in rows]
+            for outcome in _revoke(targets, revoke, context, keep_revoked=keep_revoked):
                 if isinstance(outcome, ConsentError):
                     raise outcome
                 counts[outcome.kind.lower()] += 1
     return counts
+
+
+def consent_revoke_addresses(
+    *,
+    type: str,
+    addresses: Sequence[str],
+    revoke: RevokeActivity,
+    context: ChangeContext,
+    keep_revoked: bool = True,
+    dry_run: bool = False,
+) -> list[Outcome | ConsentError]:
+    """Revoke the consents of these normalised addresses in one transaction, by the rules of
+    `consent_revoke_many`; an address without a consent gets one in REVOKED. Returns each
+    address's outcome in order, of kind `ALREADY_REVOKED` where one was left alone. A dry run
+    decides the same and writes nothing."""
+    with transaction.atomic():
+        stored = MarketingConsent.objects.filter(type=type, address__in=set(addresses))
+        if not dry_run:
+            stored = stored.select_for_update()
+        found = {
+            address: (consent_id, state)
+            for address, consent_id, state in stored.order_by("address").values_list(
+                "address", "id", "state"
+            )
+        }
+        targets = [Target(type, address, *found.get(address, ())) for address in addresses]
+        return _revoke(targets, revoke, context, keep_revoked=keep_revoked, dry_run=dry_run)
+
+
+def _revoke(
+    targets: Sequence[Target],
+    revoke: RevokeActivity,
+    context: ChangeContext,
+    *,
+    keep_revoked: bool,
+    dry_run: bool = False,
+) -> list[Outcome | ConsentError]:
+    change = ConsentChange(state=ConsentState.REVOKED, revoke=revoke)
+    change.validate()
+    outcomes: list[Outcome | ConsentError | None] = [None] * len(targets)
+    to_change = []
+    for position, target in enumerate(targets):
+        if keep_revoked and target.state == ConsentState.REVOKED:
+            outcomes[position] = Outcome(
+                ALREADY_REVOKED, target.type, target.address, target.state, target.state
+            )
+        else:
+            to_change.append(position)
+    changed = _change_targets(
+        [targets[position] for position in to_change], change, context, dry_run=dry_run
+    )
+    for position, outcome in zip(to_change, changed, strict=True):
+        outcomes[position] = outcome
+    return outcomes
+
+
+def stale_pending(cutoff: datetime) -> QuerySet[MarketingConsent]:
+    """The PENDING consents whose newest activity is older than `cutoff`: double opt-ins whose
+    confirmation never came. (PENDING always has a confirmation activity; a newer revoke
+    activity also counts as newer.)"""
+    return MarketingConsent.objects.filter(
+        Q(revoke_date__isnull=True) | Q(revoke_date__lt=cutoff),
+        state=ConsentState.PENDING,
+        confirmation_date__lt=cutoff,
+    )
+
+
+EXPIRE = ConsentChange(state=ConsentState.NEVER_CONFIRMED)
+
+
+class PendingConsent(NamedTuple):
+    """A consent `consent_expire_pending` expired, as it was: what the command reports."""
+
+    id: UUID
+    type: str
+    address: str
+    confirmation_date: datetime
+
+
+def consent_expire_pending(
+    *,
+    consent_ids: Sequence[UUID | str],
+    cutoff: datetime,
+    context: ChangeContext,
+    dry_run: bool = False,
+) -> list[tuple[PendingConsent, Outcome | ConsentError]]:
+    """Set those of these consents that are `stale_pending` (checked again under lock, so that
+    one confirmed or revoked meanwhile is left alone) to NEVER_CONFIRMED, in one transaction,
+    through the batch path. Their confirmation activity stays as the proof of what was asked.
+    Returns each expired consent with its outcome; a dry run decides the same and writes
+    nothing."""
+    with transaction.atomic():
+        stale = stale_pending(cutoff).filter(id__in=consent_ids).order_by("type", "address")
+        if not dry_run:
+            stale = stale.select_for_update()
+        found = [
+            PendingConsent(*row)
+            for row in stale.values_list("id", "type", "address", "confirmation_date")
+        ]
+        targets = [Target(row.type, row.address, row.id, ConsentState.PENDING) for row in found]
+        return list(
+            zip(found, _change_targets(targets, EXPIRE, context, dry_run=dry_run), strict=True)
+        )
+
+
+def _change_targets(
+    targets: Sequence[Target], change: ConsentChange, context: ChangeContext, *, dry_run: bool
+) -> list[Outcome | ConsentError]:
+    """Apply one change to each target (their rows locked by the caller) through the batch path
+    of `consent_upsert_many`, in order. A row stored in a legacy spelling, which that path would
+    key by its normalised address, is changed in place by itself."""
+    outcomes: list[Outcome | ConsentError | None] = [None] * len(targets)
+    items, at = [], []
+    for position, target in enumerate(targets):
+        if target.consent_id is None or _is_normalised(target.type, target.address):
+            items.append(BatchItem(target.type, target.address, change))
+            at.append(position)
+            continue
+        with transaction.atomic():
+            result = apply_locked(locked(id=target.consent_id), change, context)
+            if dry_run:
+                transaction.set_rollback(True)
+        outcomes[position] = Outcome.of(result)
+    for position, outcome in zip(
+        at, consent_upsert_many(items=items, context=context, dry_run=dry_run), strict=True
+    ):
+        outcomes[position] = outcome
+    return outcomes
 
 
 def _is_normalised(type: str, address: str) -> bool:

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.dispatch import Signal
 from django.utils import timezone
 
+from consents.dates import to_millisecond
 from consents.exceptions import InvalidChange
 from consents.models import (
     ConfirmationSource,
@@ -74,13 +75,6 @@ def unstorable_json_fault(value: Any) -> str | None:
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             pending += [(child, depth + 1) for child in children]
     return None
-
-
-def to_millisecond(value: datetime | None) -> datetime | None:
-    """A date to the millisecond: the precision every door and export writes dates back with.
-    Activity dates are kept at it, so a consent read and written back is a no-op, never an
-    older activity that would be superseded."""
-    return value if value is None else value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def current_time() -> datetime:
@@ -206,6 +200,11 @@ class ConsentChange:
                     field=field,
                     rule="INVALID_ENUM_VALUE",
                 )
+        self.require_activities()
+
+    def require_activities(self) -> None:
+        """The activity each state needs: PENDING and CONFIRMED a confirmation activity, REVOKED
+        a revoke activity. Raises `InvalidChange` naming the missing activity."""
         if self.state in STATES_NEEDING_CONFIRMATION and self.confirmation is None:
             raise InvalidChange(
                 f"A confirmation activity is required when the state is {self.state}.",

@@ -18,7 +18,6 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from itertools import islice
 from typing import IO, Any, NamedTuple, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -43,12 +42,6 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return value
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def prefetched(items: Iterable[T], *, ahead: int = 1) -> Iterator[T]:

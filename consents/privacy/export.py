@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from consents.addresses import is_erased
 from consents.api.serializers import MarketingConsentSerializer
-from consents.exports import format_date
+from consents.dates import format_date
 from consents.models import ConsentEvent, MarketingConsent
 from consents.privacy.person import Person
 from consents.selectors import consent_of_address

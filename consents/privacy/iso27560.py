@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from consents.exports import format_date
+from consents.dates import format_date
 from consents.models import ConsentState, ConsentType, MarketingConsent
 from consents.privacy.person import Person
 from consents.selectors import consent_of_address

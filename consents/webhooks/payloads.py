@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Any
 
-from consents.exports import format_date
+from consents.dates import format_date
 from consents.models import ConsentEvent, EventKind, MarketingConsent
 from consents.privacy.export import consent_record
 

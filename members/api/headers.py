@@ -6,8 +6,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from consents.dates import format_date
 from consentsite.routing import resolver_match_of
-from members.api.serializers import is_correlation_id, iso_utc
+from members.api.serializers import is_correlation_id
 
 MEMBER_API_PREFIX = "/client/"
 NO_CORRELATION_ID = "CORRELATION_ID_NOT_PROVIDED_IN_REQUEST"
@@ -24,7 +25,7 @@ SECURITY_HEADERS = {
 def set_member_api_headers(request: HttpRequest, response: HttpResponse) -> None:
     response["MCK-APPID"] = settings.APP_ID
     response["MCK-MSGID"] = f"mck-{uuid.uuid4()}"
-    response["MCK-MSGTIMESTAMP"] = iso_utc(timezone.now())
+    response["MCK-MSGTIMESTAMP"] = format_date(timezone.now())
     response["MCK_CORRELATIONID"] = echoed_correlation_id(request)
     for name, value in SECURITY_HEADERS.items():
         response[name] = value

@@ -6,7 +6,7 @@ serializers run their checks in that order; the error handler reports the first 
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -15,6 +15,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.fields import empty
 from rest_framework.settings import api_settings
 
+from consents.dates import format_date
 from consents.exceptions import InvalidAddress
 from consentsite.api_errors import ApiError
 from consentsite.serializers import Serializer
@@ -59,11 +60,6 @@ CORRELATION_ID_INVALID = (
 )
 
 
-def iso_utc(moment: datetime) -> str:
-    """ISO-8601 in UTC with milliseconds: `2025-04-11T17:30:52.123Z`."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def is_correlation_id(value: str) -> bool:
     return CORRELATION_ID_PATTERN.fullmatch(value) is not None
 
@@ -74,7 +70,7 @@ def _choices_message(field: str, choices: list[str]) -> str:
 
 class UtcDateTimeField(serializers.DateTimeField):
     def to_representation(self, value: datetime) -> str:
-        return iso_utc(value)
+        return format_date(value)
 
 
 def body_error(message: str) -> serializers.ValidationError:

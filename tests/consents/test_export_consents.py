@@ -10,7 +10,7 @@ import pytest
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from consents.exports import format_date
+from consents.dates import format_date
 from consents.ledger import (
     ChangeContext,
     ConfirmationActivity,

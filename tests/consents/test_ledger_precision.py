@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from consents.dates import format_date, parse_date
 from consents.exceptions import StaleLink
-from consents.exports import format_date, parse_date
 from consents.ledger import (
     ChangeContext,
     ConfirmationActivity,

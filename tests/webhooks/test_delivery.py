@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from consents.exports import format_date
+from consents.dates import format_date
 from consents.ledger import (
     ChangeContext,
     ConfirmationActivity,

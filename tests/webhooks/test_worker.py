@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 120
 
 
-def start_worker(tmp_path: Path) -> subprocess.Popen:
+def start_worker(tmp_path: Path, **settings_env: str) -> subprocess.Popen:
+    """A worker with its embedded beat on the test database; `settings_env` adds settings."""
     database = settings.DATABASES["default"]
     env = {
         **os.environ,
@@ -38,6 +39,7 @@ def start_worker(tmp_path: Path) -> subprocess.Popen:
         "WEBHOOK_TIMEOUT_SECONDS": "1",
         "WEBHOOK_LEASE_SECONDS": "3",
         "LOG_LEVEL": "WARNING",
+        **settings_env,
     }
     return subprocess.Popen(
         [

@@ -6,16 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import CommandParser
-from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from consents.batches import keyset_batches
 from consents.exceptions import ConsentError
-from consents.ledger import ChangeContext, ConsentChange, consent_update
-from consents.management.batch import BulkCommand, Report, ledger_reason, positive_int
-from consents.models import ConsentState, MarketingConsent
-
-EXPIRE = ConsentChange(state=ConsentState.NEVER_CONFIRMED)
+from consents.ledger import consent_expire_pending, stale_pending
+from consents.management.batch import BulkCommand, ledger_reason, positive_int
 
 
 class Command(BulkCommand):
@@ -40,12 +36,7 @@ class Command(BulkCommand):
 
     def handle(self, *args: object, older_than: int, **options: Any) -> None:
         cutoff = timezone.now() - timedelta(days=older_than)
-        # PENDING always has a confirmation activity; a newer revoke activity would also count.
-        stale = MarketingConsent.objects.filter(
-            Q(revoke_date__isnull=True) | Q(revoke_date__lt=cutoff),
-            state=ConsentState.PENDING,
-            confirmation_date__lt=cutoff,
-        )
+        stale = stale_pending(cutoff)
         report = self.report(
             options,
             counts=("pending found", "expired"),
@@ -54,40 +45,22 @@ class Command(BulkCommand):
             unit=" consents",
         )
         context = self.ledger_context(f"No confirmation within {older_than} days.")
-        last_id = None
-        while True:
-            with transaction.atomic():
-                page = stale.order_by("id")
-                if last_id is not None:
-                    page = page.filter(id__gt=last_id)
-                if report.apply:
-                    # Locked rows are checked against the filter again: one confirmed or revoked
-                    # meanwhile drops out of the batch.
-                    page = page.select_for_update()
-                batch = list(page[: options["batch_size"]])
-                if not batch:
-                    break
-                last_id = batch[-1].id
-                report.read(len(batch))
-                for consent in batch:
-                    self.expire(consent, context, report)
+        for batch in keyset_batches(stale, options["batch_size"]):
+            expired = consent_expire_pending(
+                consent_ids=[consent_id for (consent_id,) in batch],
+                cutoff=cutoff,
+                context=context,
+                dry_run=not report.apply,
+            )
+            report.read(len(expired))
+            for consent, outcome in expired:
+                if isinstance(outcome, ConsentError):
+                    report.fail(consent.id, ledger_reason(outcome))
+                    continue
+                report.add("expired")
+                report.detail(
+                    f"consent {consent.id}: {consent.type} {consent.address}: expired "
+                    f"(PENDING since {consent.confirmation_date:%Y-%m-%d} → NEVER_CONFIRMED)"
+                )
             report.progress.update(len(batch))
         report.finish()
-
-    def expire(self, consent: MarketingConsent, context: ChangeContext, report: Report) -> None:
-        if report.apply:
-            try:
-                consent_update(
-                    consent_id=consent.id,
-                    change=EXPIRE,
-                    context=context,
-                    expected_revision=consent.revision,
-                )
-            except ConsentError as exc:
-                report.fail(consent.id, ledger_reason(exc))
-                return
-        report.add("expired")
-        report.detail(
-            f"consent {consent.id}: {consent.type} {consent.address}: expired "
-            f"(PENDING since {consent.confirmation_date:%Y-%m-%d} → NEVER_CONFIRMED)"
-        )

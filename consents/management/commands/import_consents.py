@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from django.core.management.base import CommandError, CommandParser
 
 from consents.api.serializers import MarketingConsentInputSerializer, unwrapped
+from consents.batches import batched
 from consents.exceptions import ConsentError, InvalidChange
 from consents.exports import CSV_COLUMNS_OF_FIELDS, CSV_HEADER, csv_row_change
 from consents.ledger import BatchItem, PreparedBatch, consent_upsert_many, prepare_batch
@@ -19,7 +20,6 @@ from consents.management.batch import (
     BulkCommand,
     InputFile,
     Report,
-    batched,
     csv_records,
     format_from,
     ledger_reason,

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from consents.addresses import normalize_address
+from consents.batches import keyset_batches
 from consents.exceptions import ConsentError
 from consents.ledger import consent_renormalize
 from consents.management.batch import BulkCommand, Report, ledger_reason
@@ -42,15 +43,8 @@ class Command(BulkCommand):
 
     def normalize_all(self, report: Report, batch_size: int) -> None:
         context = self.ledger_context()
-        last_id = None
-        while True:
-            page = MarketingConsent.objects.not_erased().order_by("id")
-            if last_id is not None:
-                page = page.filter(id__gt=last_id)
-            batch = list(page.values_list("id", "type", "address")[:batch_size])
-            if not batch:
-                return
-            last_id = batch[-1][0]
+        rows = MarketingConsent.objects.not_erased()
+        for batch in keyset_batches(rows, batch_size, "type", "address"):
             report.read(len(batch))
             with transaction.atomic():
                 for consent_id, type_, address in batch:

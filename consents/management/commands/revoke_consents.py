@@ -7,20 +7,19 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from django.core.management.base import CommandError, CommandParser
-from django.db import transaction
 
 from consents.addresses import normalize_address, normalize_email
+from consents.batches import batched, keyset_batches
 from consents.exceptions import ConsentError, InvalidAddress
-from consents.ledger import BatchItem, ConsentChange, RevokeActivity, consent_upsert_many
+from consents.ledger import ALREADY_REVOKED, RevokeActivity, consent_revoke_addresses
 from consents.management.batch import (
     LEDGER_COUNTS,
     BulkCommand,
     InputFile,
     Report,
-    batched,
     ledger_reason,
 )
-from consents.models import ConsentState, ConsentType, MarketingConsent, RevokeSource
+from consents.models import ConsentType, MarketingConsent, RevokeSource
 
 
 class Target(NamedTuple):
@@ -69,10 +68,7 @@ class Command(BulkCommand):
         reason = options["reason"].strip()
         if not reason:
             raise CommandError("--reason must say why the consents are revoked.")
-        self.change = ConsentChange(
-            state=ConsentState.REVOKED,
-            revoke=RevokeActivity(source=RevokeSource.OTHER, description=reason),
-        )
+        self.revoke_activity = RevokeActivity(source=RevokeSource.OTHER, description=reason)
         if options["domain"]:
             self.revoke_domain(options["domain"], options)
             return
@@ -124,15 +120,7 @@ class Command(BulkCommand):
             total=matched.count(),
             unit=" consents",
         )
-        last_id = None
-        while True:
-            page = matched.order_by("id")
-            if last_id is not None:
-                page = page.filter(id__gt=last_id)
-            batch = list(page.values_list("id", "address")[: options["batch_size"]])
-            if not batch:
-                break
-            last_id = batch[-1][0]
+        for batch in keyset_batches(matched, options["batch_size"], "address"):
             self.revoke(ConsentType.EMAIL, [self.stored(*row) for row in batch], report)
             report.progress.update(len(batch))
         report.finish()
@@ -152,42 +140,29 @@ class Command(BulkCommand):
         return Target(consent_id, address, normalized)
 
     def revoke(self, type_: str, batch: list[Target], report: Report) -> None:
-        """One batch in one transaction: the already revoked ones are locked and left alone, the
-        others go through the ledger."""
+        """One batch in one transaction, through the ledger; the already revoked ones are left
+        alone."""
         report.read(len(batch))
-        with transaction.atomic():
-            revoked = MarketingConsent.objects.filter(
-                type=type_,
-                address__in={target.address for target in batch if target.address},
-                state=ConsentState.REVOKED,
-            )
-            if report.apply:
-                revoked = revoked.select_for_update()
-            already = set(revoked.values_list("address", flat=True))
-            to_revoke = [
-                position
-                for position, target in enumerate(batch)
-                if target.address and target.address not in already
-            ]
-            outcomes = consent_upsert_many(
-                items=[
-                    BatchItem(type_, batch[position].address, self.change) for position in to_revoke
-                ],
-                context=self.ledger_context(self.note),
-                dry_run=not report.apply,
-            )
+        to_revoke = [position for position, target in enumerate(batch) if target.address]
+        outcomes = consent_revoke_addresses(
+            type=type_,
+            addresses=[batch[position].address for position in to_revoke],
+            revoke=self.revoke_activity,
+            context=self.ledger_context(self.note),
+            dry_run=not report.apply,
+        )
         outcome_at = dict(zip(to_revoke, outcomes, strict=True))
         for position, target in enumerate(batch):
             outcome = outcome_at.get(position)
-            if target.address is None:
+            if outcome is None:
                 report.fail(target.where, target.problem, [target.spelled])
-            elif outcome is None:
+            elif isinstance(outcome, ConsentError):
+                report.fail(target.where, ledger_reason(outcome), [target.spelled])
+            elif outcome.kind == ALREADY_REVOKED:
                 report.add("already revoked")
                 report.detail(
                     f"{report.locator} {target.where}: {type_} {target.address}: already revoked",
                     verbosity=3,
                 )
-            elif isinstance(outcome, ConsentError):
-                report.fail(target.where, ledger_reason(outcome), [target.spelled])
             else:
                 report.outcome(target.where, outcome)

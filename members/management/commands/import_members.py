@@ -13,13 +13,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from consents.addresses import normalize_email, normalize_phone
+from consents.batches import batched
 from consents.exceptions import InvalidAddress
 from consents.management.batch import (
     BulkCommand,
     InputFile,
     Record,
     Report,
-    batched,
     csv_records,
     require_header,
 )
