@@ -8,10 +8,10 @@ every write.
 
 import hashlib
 import threading
+from time import monotonic
 from typing import ClassVar
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
@@ -61,19 +61,31 @@ def authenticated_api_key(request: HttpRequest) -> ClientApiKey | None:
         return None
 
 
+# The valid keys this process has verified, for API_KEY_CACHE_SECONDS: the digest of a key →
+# (its row, when to verify it again on the monotonic clock). Only valid keys are kept, so this
+# holds at most one entry per key; a key is never held in clear.
+_verified: dict[str, tuple[ClientApiKey, float]] = {}
+
+
+def forget_verified_keys() -> None:
+    """Verify every key again on its next request (as API_KEY_CACHE_SECONDS later would)."""
+    _verified.clear()
+
+
 def _lookup(request: HttpRequest) -> ClientApiKey | AuthenticationFailed | None:
     key = key_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
     if key is None:
         return None
-    # Cached under a digest: a shared cache never holds a key in clear. Only valid keys are kept.
-    cache_key = "api-key:" + hashlib.sha256(key.encode()).hexdigest()
-    api_key = cache.get(cache_key)
-    if api_key is None:
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    api_key, verify_after = _verified.get(digest, (None, 0.0))
+    if api_key is None or monotonic() >= verify_after:
         try:
             api_key = ClientApiKey.objects.get_from_key(key)
         except ClientApiKey.DoesNotExist:
+            _verified.pop(digest, None)
             return AuthenticationFailed("The API key is not valid.")
-        cache.set(cache_key, api_key, settings.API_KEY_CACHE_SECONDS)
+        if settings.API_KEY_CACHE_SECONDS > 0:
+            _verified[digest] = (api_key, monotonic() + settings.API_KEY_CACHE_SECONDS)
     if api_key.has_expired:
         return AuthenticationFailed("The API key has expired.")
     return api_key

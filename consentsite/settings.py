@@ -125,10 +125,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The cache keeps each API key's lookup for API_KEY_CACHE_SECONDS, so that a request does not
-# query and hash its key again (a revoked key is refused at most that long after). Per process by
-# default; Redis when CACHE_URL names one. Shared state (throttle counts, idempotency records)
-# lives in the database.
+# Each process keeps the API keys it verified for API_KEY_CACHE_SECONDS, in its own memory, so
+# that a request does not query and hash its key again (a revoked key is refused at most that long
+# after). Django's cache: per process by default, Redis when CACHE_URL names one. Shared state
+# (throttle counts, idempotency records) lives in the database.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
 

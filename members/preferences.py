@@ -6,6 +6,7 @@ consent of the member's email address or phone number, written and read through 
 every other door's.
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -121,7 +122,10 @@ def set_marketing_preferences(
 ) -> list[LedgerResult]:
     """Write the preferences sent (`{"email": "OPT_IN", "sms": "OPT_OUT"}`, either optional)
     to the consents of the member's addresses: all of them or, on any error, none."""
-    with transaction.atomic():
+    channels = [channel for channel in CHANNELS if channel.name in preferences]
+    # One ledger call is atomic by itself (on PostgreSQL one autocommitted statement): only two
+    # need a transaction around them.
+    with transaction.atomic() if len(channels) > 1 else nullcontext():
         return [
             consent_upsert(
                 type=channel.consent_type,
@@ -129,8 +133,7 @@ def set_marketing_preferences(
                 change=channel.change(preferences[channel.name], session_channel=session_channel),
                 context=context,
             )
-            for channel in CHANNELS
-            if channel.name in preferences
+            for channel in channels
         ]
 
 

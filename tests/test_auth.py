@@ -1,12 +1,13 @@
 """API-key authentication of both APIs."""
 
 from datetime import timedelta
+from time import monotonic
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from consents.models import ClientApiKey
+from consentsite import auth
 from tests.factories import ClientApiKeyFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,9 +60,9 @@ def test_an_expired_key_is_refused(client):
 @pytest.fixture
 def cached_keys(settings):
     settings.API_KEY_CACHE_SECONDS = 60
-    cache.clear()
+    auth.forget_verified_keys()
     yield
-    cache.clear()
+    auth.forget_verified_keys()
 
 
 def test_a_key_is_looked_up_once_while_its_lookup_is_cached(
@@ -74,17 +75,20 @@ def test_a_key_is_looked_up_once_while_its_lookup_is_cached(
     # The consent only: no key lookup (and the key's throttle block is reserved).
     with django_assert_num_queries(1):
         assert client.get(URL).status_code == 200
-    assert not any(key.clear_key in str(cached) for cached in cache._cache)
+    assert not any(key.clear_key in str(cached) for cached in auth._verified.items())
 
 
-def test_a_revoked_key_is_refused_once_its_cached_lookup_expires(client, cached_keys):
+def test_a_revoked_key_is_refused_once_its_cached_lookup_expires(client, cached_keys, monkeypatch):
     key = ClientApiKeyFactory()
     client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {key.clear_key}"
+    verified_at = monotonic()
     assert client.get(URL).status_code == 200
     ClientApiKey.objects.filter(pk=key.pk).update(revoked=True)
 
+    # API_KEY_CACHE_SECONDS is 60: the key is verified again on the first request after that.
+    monkeypatch.setattr(auth, "monotonic", lambda: verified_at + 59)
     still_cached = client.get(URL)
-    cache.clear()  # what API_KEY_CACHE_SECONDS later brings
+    monkeypatch.setattr(auth, "monotonic", lambda: verified_at + 90)
     refused = client.get(URL)
 
     assert still_cached.status_code == 200

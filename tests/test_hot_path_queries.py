@@ -6,6 +6,7 @@ reserved (see test_api_access.py). The key lookup is cached in production, not i
 
 import pytest
 
+from consents.models import MarketingConsent
 from tests.factories import MemberFactory, MemberSessionFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -54,3 +55,19 @@ def test_a_member_put_is_one_statement_per_channel(api_client, api_key, django_a
         response = api_client.put(PUT, body, format="json")
 
     assert response.status_code == 200
+
+
+def test_a_member_put_of_one_channel_is_one_statement(
+    api_client, api_key, django_assert_num_queries
+):
+    member = MemberFactory(email="ada@example.com")
+    MemberSessionFactory(correlation_id="corr-ada", member=member, api_key=api_key)
+    api_client.put(PUT, {"email": {"preference": "OPT_OUT"}}, format="json")
+
+    # The key, the session with its member, the upsert: no transaction around one statement.
+    with django_assert_num_queries(3) as captured:
+        response = api_client.put(PUT, {"email": {"preference": "OPT_IN"}}, format="json")
+
+    assert response.status_code == 200
+    assert "consent_merge" in captured.captured_queries[-1]["sql"]
+    assert MarketingConsent.objects.get(address="ada@example.com").state == "CONFIRMED"

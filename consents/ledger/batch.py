@@ -29,7 +29,7 @@ from consents.ledger.changes import (
     current_time,
 )
 from consents.ledger.locking import apply_locked, consent_upsert, lock_in_order, locked
-from consents.ledger.postgres import staging_row, to_json, upsert_many_in_sql
+from consents.ledger.postgres import result_of, staging_row, to_json, upsert_many_in_sql
 from consents.ledger.rules import as_asked, decide, event_for, new_consent
 from consents.models import ConsentEvent, ConsentState, EventKind, MarketingConsent
 
@@ -45,9 +45,22 @@ def consent_upsert_batch(
     is written, so one bad item never fails the others. Each result holds a copy of the consent
     as it was right after its item (an address may appear more than once).
 
-    With `dry_run`, every item is decided exactly as it would be, and nothing is locked or
-    written: the results' events are unsaved."""
-    return _upsert_accepted(*_accept(items), context=context, dry_run=dry_run)
+    On PostgreSQL the batch takes the set-based path of `consent_upsert_many`. With `dry_run`,
+    every item is decided exactly as it would be, and nothing is locked or written: the results'
+    events are unsaved."""
+    outcomes, accepted = _accept(items)
+    if dry_run or connection.vendor != "postgresql":
+        return _upsert_accepted(outcomes, accepted, context=context, dry_run=dry_run)
+    return _merge_accepted(outcomes, accepted, _staging_rows(accepted), context, consents=True)
+
+
+@transaction.atomic
+def upsert_batch_in_python(
+    *, items: Sequence[BatchItem], context: ChangeContext
+) -> list[LedgerResult | ConsentError]:
+    """`consent_upsert_batch` on the Python path whatever the database: what the set-based path
+    is tested against."""
+    return _upsert_accepted(*_accept(items), context=context, dry_run=False)
 
 
 def _upsert_accepted(
@@ -164,16 +177,31 @@ def consent_upsert_many(
         ]
     rows = batch.staging_rows if batch.staging_rows is not None else _staging_rows(accepted)
     with transaction.atomic():
-        merged = upsert_many_in_sql(rows, context=context, now=current_time())
-        announce(outcome[0] for outcome in merged.values())
-        for index, key, change in accepted:
-            if index in merged:
-                outcomes[index] = Outcome(*merged[index])
-            else:
-                # A concurrent writer created the address first: its items from there on are
-                # applied one by one, in order, as updates of the winner's row.
-                result = consent_upsert(type=key[0], address=key[1], change=change, context=context)
-                outcomes[index] = Outcome.of(result)
+        return _merge_accepted(outcomes, accepted, rows, context, consents=False)
+
+
+def _merge_accepted(
+    outcomes: list[Any],
+    accepted: list[tuple[int, tuple[str, str], ConsentChange]],
+    rows: list[tuple],
+    context: ChangeContext,
+    *,
+    consents: bool,
+) -> list[Any]:
+    """Merge a batch in SQL; each item's outcome, or with `consents` its `LedgerResult`."""
+    now = current_time()
+    merged = upsert_many_in_sql(rows, context=context, now=now, consents=consents)
+    announce(answer[0] for answer in merged.values())
+    for index, key, change in accepted:
+        if index not in merged:
+            # A concurrent writer created the address first: its items from there on are
+            # applied one by one, in order, as updates of the winner's row.
+            result = consent_upsert(type=key[0], address=key[1], change=change, context=context)
+            outcomes[index] = result if consents else Outcome.of(result)
+        elif consents:
+            outcomes[index] = result_of(merged[index], change, context, now, key[1])
+        else:
+            outcomes[index] = Outcome(*merged[index])
     return outcomes
 
 

@@ -58,17 +58,12 @@ def consent_upsert(
     address = normalize_address(type, address)
     if expected_revision is None and connection.vendor == "postgresql":
         # The hot path: the same rules in one statement (see consents/ledger/postgres.py).
-        now = current_time()
-        done = upsert_in_one_statement(
-            type=type, address=address, change=change, context=context, now=now
+        result = upsert_in_one_statement(
+            type=type, address=address, change=change, context=context, now=current_time()
         )
-        if done is not None:
-            consent, kind, previous_state, event_id = done
-            event = event_for(consent, kind, previous_state, change, context)
-            event.id, event.recorded_at = event_id, now
-            event._state.adding = False
-            announce([kind])
-            return LedgerResult(consent=as_asked(consent, address), event=event)
+        if result is not None:
+            announce([result.kind])
+            return result
     return upsert_with_lock(type, address, change, context, expected_revision)
 
 

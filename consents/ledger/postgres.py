@@ -3,24 +3,30 @@ batch path of the bulk commands.
 
 The statement applies the rules of `consents.ledger.rules` (latest consent wins, no-op writes,
 UNKNOWN_STATE on an email keeps the state, one revision per real change, a tombstone's opt-out)
-and writes each consent and its event. It is written once and run on two inputs: one item as the
-statement's own parameters (`consent_upsert`: one round trip instead of a transaction of seven),
-or a batch COPY'd into a staging table (`consent_upsert_many`). Rows are locked as in the Python
-path. An item whose address a concurrent writer created between our read and our insert is not
-merged: the caller then takes the Python path for it. `tests/consents/test_ledger_pg.py` and
+and writes each consent and its event. It is written once, as the database function
+`consent_merge` that a migration installs, and called on two inputs: one item as the call's own
+parameters (`consent_upsert`: one round trip instead of a transaction of seven), or a batch
+COPY'd into a staging table (`consent_upsert_many`, and the consent API's bulk upsert through
+`consent_upsert_batch`). Rows are locked as in the Python path. An item whose address a
+concurrent writer created between our read and our insert is not merged: the caller then takes
+the Python path for it. `tests/consents/test_ledger_pg.py` and
 `tests/consents/test_ledger_pg_batch.py` prove both inputs give what the Python path gives.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 from consents.addresses import erased_address
-from consents.ledger.changes import ChangeContext, ConsentChange
-from consents.models import CONSENT_COLUMNS, MarketingConsent
+from consents.ledger.changes import ChangeContext, ConsentChange, LedgerResult
+from consents.ledger.rules import as_asked, event_for
+from consents.models import CONSENT_COLUMNS, ConsentEvent, MarketingConsent
 
 # One encoder for every statement: `json.dumps(cls=…)` would build a new one per call.
 to_json = DjangoJSONEncoder().encode
@@ -50,16 +56,21 @@ STAGING_COLUMNS = {
 _CONSENT_ROW = ", ".join(f"o.{column}" for column in CONSENT_COLUMNS)
 
 
-# The one statement of the ledger's rules in SQL. Its input is one row per item, in
-# STAGING_COLUMNS, with what the Python rules already decided about it (normalised address, its
-# tombstone spelling, whether the state is kept, the activity the event records, the change's
-# JSON); `rows` selects them. Each CTE is one step of consents.ledger.rules.decide; `target`
-# holds what set_fields would set. `answer` reads the outcome. An item whose address a
-# concurrent writer created between our read and our insert gets no outcome.
-def _merge_statement(rows: str, answer: str) -> str:
-    return f"""
+# The ledger's rules in SQL, written once: the function `consent_merge`, which migrations install
+# (`install_merge_function`), so that what each caller sends is a short statement that psycopg
+# keeps parsed and the server keeps planned. Its input is one row per item, of the type
+# `consent_merge_item` (STAGING_COLUMNS), with what the Python rules already decided about it
+# (normalised address, its tombstone spelling, whether the state is kept, the activity the event
+# records, the change's JSON). Each CTE is one step of consents.ledger.rules.decide; `target`
+# holds what set_fields would set. It returns one row per item merged: the event's kind and id,
+# the state before, the address as sent and the consent after. An item whose address a
+# concurrent writer created between our read and our insert gets no row. The statement reads the
+# function's arguments by position ($2 the time, $3 to $8 the context's door, actor, request id,
+# IP address, user agent and note), so that the same text runs as the function's own statement
+# and through EXECUTE; `{input}` is where its items come from.
+MERGE_STATEMENT = f"""
 WITH input AS (
-    {rows}
+    {{input}}
 ),
 stored AS (
     SELECT c.*, i.idx
@@ -83,12 +94,12 @@ inserted AS (
     SELECT gen_random_uuid(), i.type, i.address, i.sent_state, 1,
         CASE WHEN i.conf THEN i.conf_source ELSE '' END,
         CASE WHEN i.conf THEN i.conf_description ELSE '' END,
-        CASE WHEN i.conf THEN COALESCE(i.conf_date, %(now)s) END,
+        CASE WHEN i.conf THEN COALESCE(i.conf_date, $2) END,
         CASE WHEN i.conf THEN i.conf_level ELSE '' END,
         CASE WHEN i.rev THEN i.rev_source ELSE '' END,
         CASE WHEN i.rev THEN i.rev_description ELSE '' END,
-        CASE WHEN i.rev THEN COALESCE(i.rev_date, %(now)s) END,
-        COALESCE(i.sent_extended_fields, '{{}}'::jsonb), %(now)s, %(now)s
+        CASE WHEN i.rev THEN COALESCE(i.rev_date, $2) END,
+        COALESCE(i.sent_extended_fields, '{{}}'::jsonb), $2, $2
     FROM input i
     WHERE NOT EXISTS (SELECT FROM old o WHERE o.idx = i.idx)
     ON CONFLICT (type, address) DO NOTHING
@@ -130,14 +141,14 @@ target AS (
             AS n_conf_source,
         CASE WHEN d.sets_conf THEN d.s_conf_description ELSE d.confirmation_description END
             AS n_conf_description,
-        CASE WHEN d.sets_conf THEN COALESCE(d.s_conf_date, %(now)s)
+        CASE WHEN d.sets_conf THEN COALESCE(d.s_conf_date, $2)
             ELSE d.confirmation_date END AS n_conf_date,
         CASE WHEN d.sets_conf THEN d.s_conf_level ELSE d.confirmation_opt_in_level END
             AS n_conf_level,
         CASE WHEN d.sets_rev THEN d.s_rev_source ELSE d.revoke_source END AS n_rev_source,
         CASE WHEN d.sets_rev THEN d.s_rev_description ELSE d.revoke_description END
             AS n_rev_description,
-        CASE WHEN d.sets_rev THEN COALESCE(d.s_rev_date, %(now)s) ELSE d.revoke_date END
+        CASE WHEN d.sets_rev THEN COALESCE(d.s_rev_date, $2) ELSE d.revoke_date END
             AS n_rev_date,
         COALESCE(d.sent_extended_fields, d.extended_fields) AS n_extended_fields
     FROM decided d
@@ -155,7 +166,7 @@ updated AS (
         revoke_date = t.n_rev_date,
         extended_fields = t.n_extended_fields,
         revision = c.revision + 1,
-        updated_date = %(now)s
+        updated_date = $2
     FROM target t
     WHERE c.id = t.id AND NOT t.superseded
         AND (t.n_state, t.n_conf_source, t.n_conf_description, t.n_conf_date, t.n_conf_level,
@@ -195,24 +206,77 @@ event AS (
             WHEN i.activity = 'confirmation' THEN o.confirmation_date
             WHEN i.activity = 'revoke' THEN o.revoke_date
         END,
-        i.request, %(door)s, %(actor)s, %(request_id)s, %(ip_address)s::inet,
-        %(user_agent)s, %(note)s, %(now)s
+        i.request, $3, $4, $5, $6, $7, $8, $2
     FROM outcome o JOIN input i USING (idx)
     ORDER BY o.idx
     RETURNING id, consent_id
 )
-{answer}
+SELECT o.idx, o.kind, o.previous_state::text, i.address, event.id, {_CONSENT_ROW}
+FROM outcome o JOIN input i USING (idx) JOIN event ON event.consent_id = o.id
 """
 
 
+def install_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Create (or replace) `consent_merge` and its input type; a migration runs it, and runs it
+    again whenever the statement or the consent table changes. Nothing on SQLite, which takes the
+    Python path."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    connection = schema_editor.connection
+    item = ", ".join(f"{name} {sql_type}" for name, sql_type in STAGING_COLUMNS.items())
+    consent = ", ".join(
+        f"{field.column} {field.db_type(connection)}"
+        for field in MarketingConsent._meta.concrete_fields
+    )
+    event_id = ConsentEvent._meta.pk.db_type(connection)
+    one_item = MERGE_STATEMENT.replace("{input}", "SELECT * FROM unnest($1)")
+    batch = MERGE_STATEMENT.replace("{input}", "SELECT * FROM consent_batch WHERE round = $9")
+    schema_editor.execute("DROP FUNCTION IF EXISTS consent_merge")
+    schema_editor.execute("DROP TYPE IF EXISTS consent_merge_item")
+    schema_editor.execute(f"CREATE TYPE consent_merge_item AS ({item})")
+    schema_editor.execute(
+        "CREATE FUNCTION consent_merge(items consent_merge_item[], p_now timestamptz,"
+        " p_door text, p_actor text, p_request_id text, p_ip_address inet, p_user_agent text,"
+        " p_note text, p_round integer) RETURNS TABLE (idx integer, kind text, previous_state text,"
+        f" sent_address text, event_id {event_id}, {consent}) LANGUAGE plpgsql"
+        # One item (`items`, an array of one) runs the statement's plan cached for the session.
+        # A batch (`items` null) is read from the staging table of `upsert_many_in_sql`, round
+        # `p_round`, and planned for its own size each time: a cached plan would assume a handful
+        # of rows and join thousands pairwise. (A plan mode set inside the function ends with
+        # it.)
+        " SET plan_cache_mode = force_generic_plan AS $merge$\n"
+        # The output columns are named as the table's: a name in the statement is a column.
+        "#variable_conflict use_column\n"
+        f"BEGIN IF items IS NOT NULL THEN RETURN QUERY {one_item};\n"
+        "ELSE PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);\n"
+        f"RETURN QUERY EXECUTE $statement${batch}$statement$ USING items, p_now, p_door,"
+        " p_actor, p_request_id, p_ip_address, p_user_agent, p_note, p_round;\nEND IF; END\n$merge$"
+    )
+
+
+def uninstall_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("DROP FUNCTION IF EXISTS consent_merge")
+        schema_editor.execute("DROP TYPE IF EXISTS consent_merge_item")
+
+
+def _merge_call(items: str, merge_round: str, answer: str) -> str:
+    return (
+        f"SELECT {answer} FROM consent_merge({items}, %(now)s, %(door)s, %(actor)s,"
+        f" %(request_id)s, %(ip_address)s::inet, %(user_agent)s, %(note)s, {merge_round})"
+    )
+
+
+_MERGED_CONSENT = f"idx, kind, previous_state, event_id, {', '.join(CONSENT_COLUMNS)}"
+
 # One item: its row is the statement's own parameters, so that the hot path of both APIs is one
 # round trip (and, run often, a prepared statement), with no table to fill.
-UPSERT_SQL = _merge_statement(
-    rows="SELECT * FROM (VALUES ("
+UPSERT_SQL = _merge_call(
+    "ARRAY[ROW("
     + ", ".join(f"%({name})s::{sql_type}" for name, sql_type in STAGING_COLUMNS.items())
-    + f")) AS item ({', '.join(STAGING_COLUMNS)})",
-    answer=f"""SELECT o.kind, o.previous_state, event.id, {_CONSENT_ROW}
-FROM outcome o JOIN event ON event.consent_id = o.id""",
+    + ")::consent_merge_item]",
+    "NULL",
+    _MERGED_CONSENT,
 )
 
 # A batch: `consent_upsert_many` COPYs it into a temporary staging table and merges it with one
@@ -224,12 +288,10 @@ CREATE_STAGING_SQL = (
     + ") ON COMMIT DELETE ROWS"
 )
 COPY_STAGING_SQL = f"COPY consent_batch ({', '.join(STAGING_COLUMNS)}) FROM STDIN"
-MERGE_SQL = _merge_statement(
-    rows="SELECT * FROM consent_batch WHERE round = %(round)s",
-    # The address as sent: a tombstone is reported under it, never under its hash.
-    answer="""SELECT o.idx, o.kind, o.type, i.address, o.previous_state, o.state
-FROM outcome o JOIN input i USING (idx)""",
-)
+# What the bulk commands report: the outcome, the address as sent (a tombstone is reported under
+# it, never under its hash); what the consent API answers: each consent as it is after its item.
+MERGE_SQL = _merge_call("NULL", "%(round)s", "idx, kind, type, sent_address, previous_state, state")
+MERGE_CONSENTS_SQL = _merge_call("NULL", "%(round)s", _MERGED_CONSENT)
 
 
 def upsert_in_one_statement(
@@ -239,9 +301,9 @@ def upsert_in_one_statement(
     change: ConsentChange,
     context: ChangeContext,
     now: datetime,
-) -> tuple[MarketingConsent, str, str, int] | None:
-    """Run the upsert of one item; return (consent after, event kind, previous state, event id),
-    or None when a concurrent writer created the address first."""
+) -> LedgerResult | None:
+    """Run the upsert of one item; return its result, or None when a concurrent writer created
+    the address first."""
     row = staging_row(0, 0, (type, address), change)
     params = {**dict(zip(STAGING_COLUMNS, row, strict=True)), **_context_params(context, now)}
     with connection.cursor() as cursor:
@@ -249,8 +311,24 @@ def upsert_in_one_statement(
         answer = cursor.fetchone()
     if answer is None:
         return None
+    return result_of(answer[1:], change, context, now, address)
+
+
+def result_of(
+    answer: Sequence[Any],
+    change: ConsentChange,
+    context: ChangeContext,
+    now: datetime,
+    address: str,
+) -> LedgerResult:
+    """The result of a merged item from its answer (_MERGED_CONSENT without the index): the
+    consent after it, as the caller asked for it, and its event as recorded."""
     kind, previous_state, event_id, *values = answer
-    return MarketingConsent.from_row(values), kind, previous_state, event_id
+    consent = MarketingConsent.from_row(values)
+    event = event_for(consent, kind, previous_state, change, context)
+    event.id, event.recorded_at = event_id, now
+    event._state.adding = False
+    return LedgerResult(consent=as_asked(consent, address), event=event)
 
 
 def _context_params(context: ChangeContext, now: datetime) -> dict[str, object]:
@@ -293,14 +371,15 @@ def staging_row(index: int, merge_round: int, key: tuple[str, str], change: Cons
 
 
 def upsert_many_in_sql(
-    rows: list[tuple], *, context: ChangeContext, now: datetime
-) -> dict[int, tuple[str, str, str, str, str]]:
+    rows: list[tuple], *, context: ChangeContext, now: datetime, consents: bool = False
+) -> dict[int, tuple]:
     """Merge staging rows round by round; return, per item index, (kind, type, address,
-    previous state, state). An item missing from the answer was not merged: a concurrent writer
-    created its address first, and the address's later items were held back too, so that the
-    caller can apply them in order."""
+    previous state, state), or with `consents` the answer `result_of` reads. An item missing
+    from the answer was not merged: a concurrent writer created its address first, and the
+    address's later items were held back too, so that the caller can apply them in order."""
     params = _context_params(context, now)
-    merged: dict[int, tuple[str, str, str, str, str]] = {}
+    statement = MERGE_CONSENTS_SQL if consents else MERGE_SQL
+    merged: dict[int, tuple] = {}
     rounds = 1 + max((row[1] for row in rows), default=-1)
     with connection.cursor() as cursor:
         cursor.execute(CREATE_STAGING_SQL)
@@ -310,7 +389,7 @@ def upsert_many_in_sql(
             for row in rows:
                 copy.write_row(row)
         for merge_round in range(rounds):
-            cursor.execute(MERGE_SQL, {**params, "round": merge_round})
+            cursor.execute(statement, {**params, "round": merge_round})
             answered = cursor.fetchall()
             merged.update((index, tuple(rest)) for index, *rest in answered)
             expected = [row for row in rows if row[1] == merge_round]

@@ -1,7 +1,7 @@
-"""On PostgreSQL the bulk commands' batch path runs as set-based statements over a COPY'd staging
-table (consents/ledger/postgres.py). Whatever batches an address receives, in whatever order and
-with whatever repeats, it must give exactly what the Python path gives: the same outcome per item,
-the same consents, the same events."""
+"""On PostgreSQL the batch paths (the bulk commands' outcomes, the consent API's consents) run as
+set-based statements over a COPY'd staging table (consents/ledger/postgres.py). Whatever batches
+an address receives, in whatever order and with whatever repeats, they must give exactly what the
+Python path gives: the same outcome per item, the same consents, the same events."""
 
 import threading
 import uuid
@@ -22,8 +22,9 @@ from consents.ledger import (
     consent_upsert_batch,
     consent_upsert_many,
 )
+from consents.ledger.batch import upsert_batch_in_python
 from consents.models import ConsentEvent, MarketingConsent
-from tests.consents.test_ledger_pg import CLOCK, CONSENT_FIELDS, EVENT_FIELDS, changes
+from tests.consents.test_ledger_pg import CLOCK, CONSENT_FIELDS, EVENT_FIELDS, changes, outcome
 
 pytestmark = [pytest.mark.postgres]
 
@@ -72,9 +73,11 @@ def test_the_set_based_batch_gives_what_the_python_path_gives(consent_type, sequ
     token = 2_000_000 + uuid.uuid4().int % 7_000_000
     if consent_type == "EMAIL":
         fast = [f"fast{token}-{slot}@example.com" for slot in range(SLOTS)]
+        answered = [f"answered{token}-{slot}@example.com" for slot in range(SLOTS)]
         slow = [f"slow{token}-{slot}@example.com" for slot in range(SLOTS)]
     else:
         fast = [f"+1415{token + slot}" for slot in range(SLOTS)]
+        answered = [f"+1650{token + slot}" for slot in range(SLOTS)]
         slow = [f"+1628{token + slot}" for slot in range(SLOTS)]
 
     for step, batch in enumerate(sequence):
@@ -84,12 +87,21 @@ def test_the_set_based_batch_gives_what_the_python_path_gives(consent_type, sequ
 
         with mock.patch("django.utils.timezone.now", return_value=CLOCK + timedelta(seconds=step)):
             in_sql = consent_upsert_many(items=items(fast), context=CONTEXT)
-            in_python = consent_upsert_batch(items=items(slow), context=CONTEXT)
+            with_consents = consent_upsert_batch(items=items(answered), context=CONTEXT)
+            in_python = upsert_batch_in_python(items=items(slow), context=CONTEXT)
 
         assert [described(o) for o in in_sql] == [
             described(o if isinstance(o, Exception) else Outcome.of(o)) for o in in_python
         ], (step, batch)
-    assert stored(fast) == stored(slow)
+        assert [answer(o) for o in with_consents] == [answer(o) for o in in_python], (step, batch)
+    assert stored(fast) == stored(slow) == stored(answered)
+
+
+def answer(result: object) -> object:
+    """What the consent API answers of an item: its error, or its consent and event."""
+    if isinstance(result, Exception):
+        return (type(result).__name__, str(result))
+    return outcome(result, result.consent.address)
 
 
 @pytest.mark.django_db

@@ -18,7 +18,9 @@ from tests.webhooks.test_delivery import REVOKE, deliver_all, endpoint_for, upse
 pytestmark = pytest.mark.django_db
 
 ERASING = ChangeContext(door=Door.COMMAND, actor="erase_person", note="Request 2026-118")
-ADDRESS = "ada@example.com"
+ADDRESS = "grace.hopper@example.com"
+# Its local part holds letters no identifier (hexadecimal) can hold, so finding it means a leak.
+LOCAL_PART = b"grace.hopper"
 
 
 def erase(address=ADDRESS):
@@ -73,9 +75,9 @@ def test_an_erased_consent_is_delivered_as_deleted_after_its_earlier_events(
     )
     # Sent after the erasure: neither the address nor its hash, nor the erasure's reason.
     for after_erasure in receiver.received[1:]:
-        for personal in (b"ada", tombstone.address.encode(), b"erased:", b"2026-118"):
+        for personal in (LOCAL_PART, tombstone.address.encode(), b"erased:", b"2026-118"):
             assert personal not in after_erasure.body
-    assert b"ada@example.com" in receiver.received[0].body  # sent before it
+    assert ADDRESS.encode() in receiver.received[0].body  # sent before it
 
 
 def test_an_endpoint_without_deleted_events_hears_nothing_of_an_erasure(webhook_settings, receiver):
@@ -86,7 +88,7 @@ def test_an_endpoint_without_deleted_events_hears_nothing_of_an_erasure(webhook_
     deliver_all(endpoint)
 
     assert receiver.ledger_event_ids() == [created.event.id]
-    assert b"ada" not in receiver.received[0].body
+    assert LOCAL_PART not in receiver.received[0].body
     assert endpoint.cursor == ConsentEvent.objects.get(kind="ERASED").id
 
 
