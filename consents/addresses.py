@@ -3,6 +3,8 @@
 import functools
 import hashlib
 import hmac
+from collections.abc import Iterable
+from typing import Any
 
 import phonenumbers
 from django.conf import settings
@@ -89,3 +91,30 @@ def erased_address(address: str) -> str:
 
 def is_erased(address: str) -> bool:
     return address.startswith(ERASED_PREFIX)
+
+
+def stored_spellings(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """Where the consents of these normalised addresses (`(type, address)`) may be stored: under
+    the address itself or, once it is erased, under its tombstone's hash. Maps each stored
+    `(type, address)` to the address it stands for."""
+    spellings = {}
+    for type, address in keys:
+        spellings[(type, erased_address(address))] = (type, address)
+        spellings[(type, address)] = (type, address)
+    return spellings
+
+
+def by_address(
+    consents: Iterable[Any], spellings: dict[tuple[str, str], tuple[str, str]]
+) -> dict[tuple[str, str], Any]:
+    """The consent of each address among stored consents read by their `stored_spellings`: an
+    erased address's tombstone stands for its consent; the address in clear wins over it."""
+    found = {}
+    for consent in consents:
+        stored = (consent.type, consent.address)
+        key = spellings.get(stored)
+        if key == stored:
+            found[key] = consent
+        elif key is not None:
+            found.setdefault(key, consent)
+    return found

@@ -23,6 +23,7 @@ from consents.ledger import (
 )
 from consents.links import CONFIRM, UNSUBSCRIBE, LinkToken, read_token
 from consents.models import Door, MarketingConsent
+from consents.selectors import consent_by_id
 from consentsite.change_context import change_context
 
 ONE_CLICK = "One-Click"
@@ -30,7 +31,7 @@ ONE_CLICK = "One-Click"
 
 def _read(request: HttpRequest, purpose: str) -> tuple[LinkToken, MarketingConsent]:
     token = read_token(request.GET.get("token") or request.POST.get("token") or "", purpose=purpose)
-    consent = MarketingConsent.objects.not_erased().filter(id=token.consent_id).first()
+    consent = consent_by_id(token.consent_id)
     if consent is None:
         raise InvalidLink("This link is no longer valid.")
     return token, consent

@@ -6,17 +6,14 @@ consent of the member's email address or phone number, written and read through 
 every other door's.
 """
 
-import operator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from functools import reduce
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from consents.addresses import erased_address, normalize_address
+from consents.addresses import normalize_address
 from consents.exceptions import InvalidAddress
 from consents.ledger import (
     ChangeContext,
@@ -28,15 +25,13 @@ from consents.ledger import (
 )
 from consents.models import (
     ConfirmationSource,
-    ConsentEvent,
     ConsentState,
     ConsentType,
     Door,
-    EventKind,
-    MarketingConsent,
     OptInLevel,
     RevokeSource,
 )
+from consents.selectors import ConsentStatus, consent_statuses
 from members.models import Member
 
 OPT_IN = "OPT_IN"
@@ -152,57 +147,31 @@ class TopicStatus:
 def marketing_preferences(
     member: Member, channels: tuple[MemberChannel, ...] = CHANNELS
 ) -> dict[str, dict[str, TopicStatus]]:
-    """The status of each of the member's topics on `channels`, read from the ledger in one
-    query: `{"EMAIL": {"LOYALTY": TopicStatus}, "SMS": {"<shortcode>": TopicStatus}}`."""
-    lookups = []
+    """The status of each of the member's topics on `channels`, as the ledger's consents hold
+    them (`consents.selectors.consent_statuses`, one query):
+    `{"EMAIL": {"LOYALTY": TopicStatus}, "SMS": {"<shortcode>": TopicStatus}}`."""
+    keys = {}
     for channel in channels:
         try:
             address = channel.address(member)
         except InvalidAddress:
             continue  # no consent can be stored under a value that is no address
         if address:
-            # An erased address's tombstone stands for its consent (docs/privacy.md).
-            spellings = [address, erased_address(address)]
-            lookups.append(Q(type=channel.consent_type, address__in=spellings))
-    consents = {}
-    if lookups:
-        # Tombstones first, so that the address in clear wins where both are stored.
-        found = _with_last_status_update(
-            MarketingConsent.objects.filter(reduce(operator.or_, lookups))
-        )
-        consents = {
-            consent.type: consent
-            for consent in sorted(found, key=lambda consent: not consent.is_erased)
-        }
+            keys[channel] = (channel.consent_type, address)
+    statuses = consent_statuses(keys.values())
     return {
-        channel.label: {channel.topic: _topic_status(consents.get(channel.consent_type))}
+        channel.label: {channel.topic: _topic_status(statuses.get(keys.get(channel)))}
         for channel in channels
     }
 
 
-def _with_last_status_update(consents: QuerySet[MarketingConsent]) -> QuerySet[MarketingConsent]:
-    """Annotate each consent with the time and door of the last write that set its state:
-    replays (UNCHANGED), refused old writes (SUPERSEDED) and writes that left the state alone
-    (only extended fields) did not update the status, whatever door they came through."""
-    last_update = (
-        ConsentEvent.objects.filter(
-            consent=OuterRef("pk"), kind__in=[EventKind.CREATED, EventKind.UPDATED]
-        )
-        .exclude(requested_state="")
-        .order_by("-recorded_at", "-id")
-    )
-    return consents.annotate(
-        last_status_update_at=Subquery(last_update.values("recorded_at")[:1]),
-        last_status_update_door=Subquery(last_update.values("door")[:1]),
-    )
-
-
-def _topic_status(consent: MarketingConsent | None) -> TopicStatus:
+def _topic_status(consent: ConsentStatus | None) -> TopicStatus:
+    """A consent's status in the member API's words."""
     status = STATUS_BY_STATE.get(consent.state, NOT_SET) if consent else NOT_SET
     if status == NOT_SET:
         return TopicStatus(NOT_SET)
     return TopicStatus(
         status=status,
-        last_status_update_dt=consent.last_status_update_at or consent.updated_date,
-        last_status_update_source=SOURCE_BY_DOOR.get(consent.last_status_update_door),
+        last_status_update_dt=consent.updated_at,
+        last_status_update_source=SOURCE_BY_DOOR.get(consent.door),
     )

@@ -73,7 +73,7 @@ def test_a_link_page_in_an_outage_asks_to_try_again(http):
     consent = MarketingConsentFactory(address="a@example.com")
     token = make_token(consent.id, purpose=UNSUBSCRIBE)
 
-    with database_down("consents.views.MarketingConsent.objects.not_erased"):
+    with database_down("consents.selectors.MarketingConsent.objects.not_erased"):
         response = http.get("/_manage-consent/unsubscribe", {"token": token})
 
     assert response.status_code == 503

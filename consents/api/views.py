@@ -8,7 +8,6 @@ serializer. Every success is a 200 with a JSON body, as the platform's own clien
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from uuid import UUID
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
@@ -25,17 +24,15 @@ from consents.ledger import (
     BatchItem,
     ChangeContext,
     LedgerResult,
-    communication_eligibility,
     consent_create,
     consent_delete,
-    consent_of_address,
     consent_remove,
     consent_update,
     consent_upsert,
     consent_upsert_batch,
 )
-from consents.links import consent_link
-from consents.models import ConsentState, Door, MarketingConsent
+from consents.models import Door, MarketingConsent
+from consents.selectors import address_consent, consent_by_id, shown_consent
 from consentsite.api_errors import CONSENT, consent_validation_body, field_violations
 from consentsite.apiviews import ContractApiMixin
 from consentsite.change_context import change_context
@@ -58,10 +55,14 @@ SEED_EXAMPLE = {
 
 
 def consent_body(consent: MarketingConsent, *, with_link: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {"marketingConsent": contract.MarketingConsentSerializer(consent).data}
-    link = consent_link(consent) if with_link else None
-    if link is not None:
-        body["link"] = link
+    """A consent as this API answers it (`marketingConsent`), with its link (`link`) when the
+    selector shows one."""
+    shown = shown_consent(consent, with_link=with_link)
+    body: dict[str, Any] = {
+        "marketingConsent": contract.MarketingConsentSerializer(shown.consent).data
+    }
+    if shown.link is not None:
+        body["link"] = shown.link
     return body
 
 
@@ -101,10 +102,10 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
         return change_context(request, door=Door.CONSENT_API, actor=request.auth.name)
 
     def get_consent(self, pk: str) -> MarketingConsent:
-        try:
-            return MarketingConsent.objects.not_erased().get(id=UUID(pk))
-        except (ValueError, MarketingConsent.DoesNotExist) as exc:
-            raise NotFound("Marketing consent not found.") from exc
+        consent = consent_by_id(pk)
+        if consent is None:
+            raise NotFound("Marketing consent not found.")
+        return consent
 
     @operation(
         operation_id="upsertMarketingConsent",
@@ -170,20 +171,14 @@ class MarketingConsentViewSet(ContractApiMixin, viewsets.ViewSet):
     )
     def get_by(self, request: Request) -> Response:
         details = validated(contract.GetByQuerySerializer, request.query_params, "").validated_data
-        consent = consent_of_address(details["type"], details["address"])
-        eligibility = communication_eligibility(consent, type=details["type"])
+        found = address_consent(details["type"], details["address"])
         answer: dict[str, Any] = {}
-        # An erased address is not eligible, without saying that it was erased: only the
-        # eligibility, as for an address without a consent (docs/privacy.md).
-        if consent is not None and not consent.is_erased:
-            answer["marketingConsent"] = contract.MarketingConsentSerializer(consent).data
-        answer["communicationEligibility"] = {
-            "granted": eligibility.granted,
-            "reason": eligibility.reason,
-        }
-        if consent is not None and consent.state == ConsentState.CONFIRMED:
-            link = consent_link(consent)
-            answer["communicationEligibility"]["revokeConfirmationLink"] = link["url"]
+        if found.consent is not None:
+            answer["marketingConsent"] = contract.MarketingConsentSerializer(found.consent).data
+        eligibility = {"granted": found.eligibility.granted, "reason": found.eligibility.reason}
+        if found.unsubscribe_url is not None:
+            eligibility["revokeConfirmationLink"] = found.unsubscribe_url
+        answer["communicationEligibility"] = eligibility
         return Response(answer)
 
     @operation(

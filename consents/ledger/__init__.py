@@ -43,7 +43,6 @@ from consents.ledger.locking import (
     consent_create,
     consent_delete,
     consent_erase,
-    consent_of_address,
     consent_remove,
     consent_renormalize,
     consent_revoke_by_link,
@@ -51,7 +50,12 @@ from consents.ledger.locking import (
     consent_upsert,
 )
 from consents.ledger.redaction import evidence_redact
-from consents.ledger.rules import Eligibility, check_confirmation_link, communication_eligibility
+from consents.ledger.rules import (
+    Eligibility,
+    check_confirmation_link,
+    communication_eligibility,
+    consent_as_recorded,
+)
 from consents.ledger.sessions import upsert_batches
 
 __all__ = [
@@ -72,12 +76,12 @@ __all__ = [
     "check_confirmation_link",
     "communication_eligibility",
     "consent_add",
+    "consent_as_recorded",
     "consent_confirm_by_link",
     "consent_create",
     "consent_delete",
     "consent_erase",
     "consent_expire_pending",
-    "consent_of_address",
     "consent_remove",
     "consent_renormalize",
     "consent_revoke_addresses",

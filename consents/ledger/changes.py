@@ -138,6 +138,26 @@ class RevokeActivity:
         ) == (consent.revoke_source, consent.revoke_description, consent.revoke_date)
 
 
+CONFIRMATION = "confirmation"
+REVOKE = "revoke"
+
+
+def primary_activity_of(state: str | None, *, confirmation: bool, revoke: bool) -> str:
+    """Which activity the event of a change records, given the activities the change sends: for
+    REVOKED its revoke activity; otherwise its confirmation activity, else its revoke activity.
+    CONFIRMATION, REVOKE or "" (none sent)."""
+    if state == ConsentState.REVOKED:
+        return REVOKE if revoke else ""
+    return CONFIRMATION if confirmation else REVOKE if revoke else ""
+
+
+def recorded_activity_name(request: dict[str, Any]) -> str:
+    """`primary_activity_of` the change an event stored (`ConsentChange.as_json`)."""
+    return primary_activity_of(
+        request.get("state"), confirmation=CONFIRMATION in request, revoke=REVOKE in request
+    )
+
+
 @dataclass(frozen=True)
 class ConsentChange:
     """What a write asks for. `None` leaves a part as it is."""
@@ -228,16 +248,14 @@ class ConsentChange:
         return max((a.updated_date for a in activities if a and a.updated_date), default=None)
 
     def primary_activity(self) -> ConfirmationActivity | RevokeActivity | None:
-        if self.state == ConsentState.REVOKED:
-            return self.revoke
-        return self.confirmation or self.revoke
+        name = self.primary_activity_name()
+        return self.confirmation if name == CONFIRMATION else self.revoke if name else None
 
     def primary_activity_name(self) -> str:
         """Which activity the change's event records: "confirmation", "revoke" or ""."""
-        primary = self.primary_activity()
-        if primary is None:
-            return ""
-        return "confirmation" if primary is self.confirmation else "revoke"
+        return primary_activity_of(
+            self.state, confirmation=self.confirmation is not None, revoke=self.revoke is not None
+        )
 
     def keeps_state_of(self, consent_type: str) -> bool:
         """An existing email consent asked for UNKNOWN_STATE keeps its state (ledger rule 1)."""
@@ -248,8 +266,8 @@ class ConsentChange:
         parts left out, written out because it runs once per event."""
         parts = {
             "state": self.state,
-            "confirmation": dict(vars(self.confirmation)) if self.confirmation else None,
-            "revoke": dict(vars(self.revoke)) if self.revoke else None,
+            CONFIRMATION: dict(vars(self.confirmation)) if self.confirmation else None,
+            REVOKE: dict(vars(self.revoke)) if self.revoke else None,
             "extended_fields": copy.deepcopy(self.extended_fields),
         }
         return {key: value for key, value in parts.items() if value is not None}

@@ -11,7 +11,7 @@ from uuid import UUID
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from consents.addresses import erased_address, normalize_address
+from consents.addresses import by_address, erased_address, normalize_address, stored_spellings
 from consents.exceptions import ConsentAlreadyExists, ConsentNotFound
 from consents.ledger.changes import (
     ChangeContext,
@@ -301,12 +301,6 @@ def _move(
     return record(consent, EventKind.UPDATED, consent.state, ConsentChange(), noted(context, note))
 
 
-def consent_of_address(type: str, address: str) -> MarketingConsent | None:
-    """The consent of a normalised address; for an erased address, its tombstone (a REVOKED
-    consent whose stored address is the hash: check `is_erased` before showing it)."""
-    return lock_in_order({(type, address)}, lock=False).get((type, address))
-
-
 def locked(**lookup: Any) -> MarketingConsent:
     """Lock a consent found by id. A tombstone is found only through its address: by id it is
     not found, so that nothing edits, deletes or confirms it around the ledger's rules."""
@@ -351,20 +345,11 @@ def lock_in_order(
     deadlock."""
     if not keys:
         return {}
-    tombstones = {(type, erased_address(address)): (type, address) for type, address in keys}
-    rows = MarketingConsent.objects.filter(
-        address__in={address for _, address in keys | tombstones.keys()}
-    )
+    spellings = stored_spellings(keys)
+    rows = MarketingConsent.objects.filter(address__in={address for _, address in spellings})
     if lock:
         rows = rows.select_for_update()
-    found: dict[tuple[str, str], MarketingConsent] = {}
-    for consent in rows.order_by("type", "address"):
-        stored = (consent.type, consent.address)
-        if stored in keys:
-            found[stored] = consent  # the address in clear wins over a tombstone
-        elif stored in tombstones:
-            found.setdefault(tombstones[stored], consent)
-    return found
+    return by_address(rows.order_by("type", "address"), spellings)
 
 
 def apply_locked(

@@ -26,12 +26,10 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from consents.addresses import erased_address
 from consents.ledger.changes import ChangeContext, ConsentChange, LedgerResult
 from consents.ledger.rules import as_asked, event_for
-from consents.models import ConsentEvent, MarketingConsent
+from consents.models import CONSENT_COLUMNS, ConsentEvent, MarketingConsent
 
 # One encoder for every statement: `json.dumps(cls=…)` would build a new one per call.
 to_json = DjangoJSONEncoder().encode
-CONSENT_FIELDS = MarketingConsent._meta.concrete_fields
-CONSENT_COLUMNS = [field.column for field in CONSENT_FIELDS]
 
 STAGING_COLUMNS = {
     "idx": "integer",
@@ -226,7 +224,10 @@ def install_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
         return
     connection = schema_editor.connection
     item = ", ".join(f"{name} {sql_type}" for name, sql_type in STAGING_COLUMNS.items())
-    consent = ", ".join(f"{field.column} {field.db_type(connection)}" for field in CONSENT_FIELDS)
+    consent = ", ".join(
+        f"{field.column} {field.db_type(connection)}"
+        for field in MarketingConsent._meta.concrete_fields
+    )
     event_id = ConsentEvent._meta.pk.db_type(connection)
     one_item = MERGE_STATEMENT.replace("{input}", "SELECT * FROM unnest($1)")
     batch = MERGE_STATEMENT.replace("{input}", "SELECT * FROM consent_batch WHERE round = $9")
@@ -323,12 +324,7 @@ def result_of(
     """The result of a merged item from its answer (_MERGED_CONSENT without the index): the
     consent after it, as the caller asked for it, and its event as recorded."""
     kind, previous_state, event_id, *values = answer
-    # A raw row: apply the fields' own conversions (the JSON field's decoding), as a queryset does.
-    values = [
-        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
-        for field, value in zip(CONSENT_FIELDS, values, strict=True)
-    ]
-    consent = MarketingConsent.from_db(connection.alias, CONSENT_COLUMNS, values)
+    consent = MarketingConsent.from_row(values)
     event = event_for(consent, kind, previous_state, change, context)
     event.id, event.recorded_at = event_id, now
     event._state.adding = False

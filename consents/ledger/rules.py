@@ -12,9 +12,13 @@ from typing import Any
 
 from consents.exceptions import RevisionMismatch, StaleLink
 from consents.ledger.changes import (
+    CONFIRMATION,
+    REVOKE,
     ChangeContext,
     ConfirmationActivity,
     ConsentChange,
+    RevokeActivity,
+    recorded_activity_name,
     to_millisecond,
 )
 from consents.models import (
@@ -156,6 +160,49 @@ def event_for(
         note=context.note,
         **activity_fields,
     )
+
+
+def recorded_activity(event: ConsentEvent) -> ConfirmationActivity | RevokeActivity | None:
+    """The activity an event recorded, as `event_for` recorded it (dated as stored), or None.
+    Which activity it is, is read from the change the event keeps (its `request`). An erased
+    person's events keep no change (docs/privacy.md): there the opt-in level tells, which a
+    confirmation's event always records (the ledger refuses a confirmation without one) and a
+    revoke's never."""
+    if event.activity_date is None:
+        return None
+    if event.request:
+        name = recorded_activity_name(event.request)
+    else:
+        name = CONFIRMATION if event.activity_opt_in_level else REVOKE
+    if name == CONFIRMATION:
+        return ConfirmationActivity(
+            source=event.activity_source,
+            description=event.activity_description,
+            updated_date=event.activity_date,
+            opt_in_level=event.activity_opt_in_level,
+        )
+    if name == REVOKE:
+        return RevokeActivity(
+            source=event.activity_source,
+            description=event.activity_description,
+            updated_date=event.activity_date,
+        )
+    return None
+
+
+def consent_as_recorded(event: ConsentEvent) -> MarketingConsent:
+    """A consent (unsaved) as an event recorded it: its id, address, state and revision, and
+    the activity the change set, applied as `set_fields` applies it; created and updated at the
+    event's time. All that an event tells of a consent changed again since, or deleted."""
+    activity = recorded_activity(event)
+    change = ConsentChange(
+        state=event.state,
+        confirmation=activity if isinstance(activity, ConfirmationActivity) else None,
+        revoke=activity if isinstance(activity, RevokeActivity) else None,
+    )
+    consent = new_consent(event.type, event.address, change, event.recorded_at)
+    consent.id, consent.revision = event.consent_id, event.revision
+    return consent
 
 
 def as_asked(consent: MarketingConsent, address: str) -> MarketingConsent:

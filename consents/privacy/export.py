@@ -10,9 +10,9 @@ from django.utils import timezone
 from consents.addresses import is_erased
 from consents.api.serializers import MarketingConsentSerializer
 from consents.dates import format_date
-from consents.ledger import consent_of_address
 from consents.models import ConsentEvent, MarketingConsent
 from consents.privacy.person import Person
+from consents.selectors import consent_of_address
 from members.models import Member
 
 

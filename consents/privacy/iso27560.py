@@ -8,9 +8,9 @@ from typing import Any
 from django.utils import timezone
 
 from consents.dates import format_date
-from consents.ledger import consent_of_address
 from consents.models import ConsentState, ConsentType, MarketingConsent
 from consents.privacy.person import Person
+from consents.selectors import consent_of_address
 
 CONTEXT = {
     "dpv": "https://w3id.org/dpv#",

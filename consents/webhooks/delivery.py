@@ -28,6 +28,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from consents.models import ConsentEvent, MarketingConsent
+from consents.selectors import consents_after
 from consents.webhooks.models import WebhookAttempt, WebhookEndpoint
 from consents.webhooks.payloads import encode, envelope, message_id
 from consents.webhooks.targets import Target, UnsafeTarget, resolve
@@ -102,11 +103,12 @@ def signature_header(endpoint: WebhookEndpoint, msg_id: str, at: datetime, body:
 def send(
     endpoint: WebhookEndpoint,
     event: ConsentEvent,
-    consent: MarketingConsent | None,
+    consent: MarketingConsent,
     *,
     redelivery: bool = False,
 ) -> WebhookAttempt:
-    """POST one event to one endpoint; return the attempt (unsaved)."""
+    """POST one event to one endpoint, with its consent as it was right after it; return the
+    attempt (unsaved)."""
     body = encode(envelope(event, consent))
     msg_id = message_id(event)
     at = datetime.now(UTC)
@@ -241,7 +243,7 @@ def _drain(endpoint_id: int, token: str) -> float | None:
         events = list(
             endpoint.matching_events().filter(id__gt=endpoint.cursor, id__lte=settled)[:BATCH_SIZE]
         )
-        consents = MarketingConsent.objects.in_bulk({event.consent_id for event in events})
+        consents = consents_after(events)
         delivered: list[WebhookAttempt] = []
         failed = None
         renewed_at = 0.0
@@ -251,7 +253,7 @@ def _drain(endpoint_id: int, token: str) -> float | None:
                 if not _renew(endpoint_id, token):
                     break
                 renewed_at = time.monotonic()
-            attempt = send(endpoint, event, consents.get(event.consent_id))
+            attempt = send(endpoint, event, consents[event.id])
             if not attempt.succeeded:
                 failed = attempt
                 break
@@ -315,8 +317,7 @@ def _record_failure(endpoint: WebhookEndpoint, token: str, attempt: WebhookAttem
 
 def redeliver(endpoint: WebhookEndpoint, event: ConsentEvent) -> WebhookAttempt:
     """Send one event again, outside the ordered stream (the consumer sees the same id)."""
-    consent = MarketingConsent.objects.filter(id=event.consent_id).first()
-    attempt = send(endpoint, event, consent, redelivery=True)
+    attempt = send(endpoint, event, consents_after([event])[event.id], redelivery=True)
     attempt.save()
     return attempt
 

@@ -27,39 +27,12 @@ def message_id(event: ConsentEvent) -> str:
     return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"consent-event:{event.id}"))
 
 
-def consent_as_recorded(event: ConsentEvent, consent: MarketingConsent | None) -> dict[str, Any]:
-    """The consent as the consent API shows it, right after the event: the stored consent while
-    it is still at the event's revision; otherwise (changed again since, or deleted) what the
-    event itself recorded of it (its state, revision and the activity the change set). An erased
-    address's consent is shown as the subject access export shows it: without the address or
-    its hash."""
-    if consent is not None and consent.revision == event.revision:
-        return consent_record(consent)
-    recorded = MarketingConsent(
-        id=event.consent_id,
-        type=event.type,
-        address=event.address,
-        state=event.state,
-        revision=event.revision,
-        created_date=event.recorded_at,
-        updated_date=event.recorded_at,
-    )
-    if event.activity_date is not None:
-        if event.activity_opt_in_level:
-            recorded.confirmation_source = event.activity_source
-            recorded.confirmation_description = event.activity_description
-            recorded.confirmation_date = event.activity_date
-            recorded.confirmation_opt_in_level = event.activity_opt_in_level
-        else:
-            recorded.revoke_source = event.activity_source
-            recorded.revoke_description = event.activity_description
-            recorded.revoke_date = event.activity_date
-    return consent_record(recorded)
-
-
-def envelope(event: ConsentEvent, consent: MarketingConsent | None) -> dict[str, Any]:
+def envelope(event: ConsentEvent, consent: MarketingConsent) -> dict[str, Any]:
+    """The body of an event, `consent` being the consent as it was right after it
+    (`consents.selectors.consents_after`), shown as the subject access export shows it: in the
+    consent API's shape, an erased address's consent without the address or its hash."""
     slug = SLUGS[event.kind]
-    entity = json.dumps(consent_as_recorded(event, consent), separators=(",", ":"))
+    entity = json.dumps(consent_record(consent), separators=(",", ":"))
     body: dict[str, Any] = {
         "id": message_id(event),
         "entityFqdn": ENTITY_FQDN,

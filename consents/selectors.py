@@ -1,0 +1,154 @@
+"""Reads: how every door reads consents, in one place (docs/design.md).
+
+The ledger (`consents.ledger`) is the only code that writes and holds the rules; a selector reads
+what is stored and asks the ledger's rules what it means (eligibility, the consent an event
+recorded). Doors call selectors and translate what they answer into their own shapes. Each
+selector's queries are pinned by tests/consents/test_selectors.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from django.db import connection
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from consents.addresses import by_address, stored_spellings
+from consents.ledger import Eligibility, communication_eligibility, consent_as_recorded
+from consents.links import UNSUBSCRIBE, consent_link, link_url
+from consents.models import (
+    CONSENT_COLUMNS,
+    ConsentEvent,
+    ConsentState,
+    EventKind,
+    MarketingConsent,
+)
+
+# The read of one address's consent (and its tombstone's): a constant statement with bound
+# parameters, so that the hot path builds no query, and PostgreSQL runs it prepared (see
+# DATABASE_PREPARE_THRESHOLD in docs/operations.md); SQLite caches it as a prepared statement.
+_CONSENT_OF_ADDRESS_SQL = (
+    f"SELECT {', '.join(CONSENT_COLUMNS)} FROM {MarketingConsent._meta.db_table} "
+    "WHERE type = %s AND address IN (%s, %s)"
+)
+
+
+def consent_of_address(type: str, address: str) -> MarketingConsent | None:
+    """The consent of a normalised address; for an erased address, its tombstone (a REVOKED
+    consent whose stored address is the hash: check `is_erased` before showing it). One
+    statement."""
+    spellings = stored_spellings([(type, address)])
+    with connection.cursor() as cursor:
+        cursor.execute(_CONSENT_OF_ADDRESS_SQL, [type, *(stored for _, stored in spellings)])
+        rows = cursor.fetchall()
+    consents = (MarketingConsent.from_row(row) for row in rows)
+    return by_address(consents, spellings).get((type, address))
+
+
+@dataclass(frozen=True)
+class AddressConsent:
+    """What the doors answer of an address: its consent to show, whether marketing may be sent
+    to it now and, while it is CONFIRMED, the link that unsubscribes it. No consent is shown for
+    an address without one, nor for an erased address: that one is not eligible, without saying
+    that it was erased (docs/privacy.md)."""
+
+    consent: MarketingConsent | None
+    eligibility: Eligibility
+    unsubscribe_url: str | None = None
+
+
+def address_consent(type: str, address: str) -> AddressConsent:
+    """The consent of a normalised address with its eligibility (ledger rule 9). One statement."""
+    consent = consent_of_address(type, address)
+    eligibility = communication_eligibility(consent, type=type)
+    if consent is None or consent.is_erased:
+        return AddressConsent(None, eligibility)
+    if consent.state != ConsentState.CONFIRMED:
+        return AddressConsent(consent, eligibility)
+    return AddressConsent(consent, eligibility, link_url(consent.id, purpose=UNSUBSCRIBE))
+
+
+def consent_by_id(consent_id: UUID | str) -> MarketingConsent | None:
+    """A consent by its id, or None (an unknown id, or one that is not a UUID). Never a
+    tombstone: an erased address's consent is reached only through its address, so that no door
+    shows, edits or confirms it by id. One query."""
+    try:
+        consent_id = consent_id if isinstance(consent_id, UUID) else UUID(consent_id)
+    except (TypeError, ValueError):
+        return None
+    return MarketingConsent.objects.not_erased().filter(id=consent_id).first()
+
+
+@dataclass(frozen=True)
+class ShownConsent:
+    """A consent as a door shows it: the consent and the link that goes with it, if any
+    (`{"type", "url"}`: confirm a PENDING consent, unsubscribe from a CONFIRMED one)."""
+
+    consent: MarketingConsent
+    link: dict[str, str] | None = None
+
+
+def shown_consent(consent: MarketingConsent, *, with_link: bool = True) -> ShownConsent:
+    """A consent as a door shows it, with its link unless `with_link` is false. No query."""
+    return ShownConsent(consent, consent_link(consent) if with_link else None)
+
+
+@dataclass(frozen=True)
+class ConsentStatus:
+    """An address's consent as a status: its state, and when and through which door that state
+    was last set (`door` None when no event says: a consent written around the ledger)."""
+
+    state: str
+    updated_at: datetime
+    door: str | None
+
+
+def consent_statuses(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ConsentStatus]:
+    """The status of the consent of each normalised address (`(type, address)`) that has one;
+    an erased address's tombstone stands for its consent. One query."""
+    spellings = stored_spellings(keys)
+    if not spellings:
+        return {}
+    rows = MarketingConsent.objects.filter(address__in={address for _, address in spellings})
+    return {
+        key: ConsentStatus(
+            state=consent.state,
+            updated_at=consent.last_status_update_at or consent.updated_date,
+            door=consent.last_status_update_door,
+        )
+        for key, consent in by_address(_with_last_status_update(rows), spellings).items()
+    }
+
+
+def _with_last_status_update(consents: QuerySet[MarketingConsent]) -> QuerySet[MarketingConsent]:
+    """Annotate each consent with the time and door of the last write that set its state:
+    replays (UNCHANGED), refused old writes (SUPERSEDED) and writes that left the state alone
+    (only extended fields) did not update the status, whatever door they came through."""
+    last_update = (
+        ConsentEvent.objects.filter(
+            consent=OuterRef("pk"), kind__in=[EventKind.CREATED, EventKind.UPDATED]
+        )
+        .exclude(requested_state="")
+        .order_by("-recorded_at", "-id")
+    )
+    return consents.annotate(
+        last_status_update_at=Subquery(last_update.values("recorded_at")[:1]),
+        last_status_update_door=Subquery(last_update.values("door")[:1]),
+    )
+
+
+def consents_after(events: Sequence[ConsentEvent]) -> dict[int, MarketingConsent]:
+    """Each event's consent as it was right after the event, by event id: the stored consent
+    while it is still at the event's revision; otherwise (changed again since, or deleted) the
+    consent as the event recorded it (the ledger's `consent_as_recorded`). One query."""
+    stored = MarketingConsent.objects.in_bulk({event.consent_id for event in events})
+    after = {}
+    for event in events:
+        consent = stored.get(event.consent_id)
+        if consent is None or consent.revision != event.revision:
+            consent = consent_as_recorded(event)
+        after[event.id] = consent
+    return after

@@ -1,0 +1,339 @@
+"""The selectors (consents/selectors.py): what each read answers, and its queries, pinned. The
+suite runs on SQLite and on PostgreSQL (DATABASE_URL), so each count holds on both."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.db import connection
+
+from consents.addresses import erased_address
+from consents.ledger import (
+    ChangeContext,
+    ConfirmationActivity,
+    ConsentChange,
+    Eligibility,
+    RevokeActivity,
+    consent_delete,
+    consent_erase,
+    consent_update,
+    consent_upsert,
+)
+from consents.links import CONFIRM, UNSUBSCRIBE, read_token
+from consents.models import CONSENT_ATTNAMES, ConsentEvent, Door, MarketingConsent
+from consents.selectors import (
+    AddressConsent,
+    ConsentStatus,
+    address_consent,
+    consent_by_id,
+    consent_of_address,
+    consent_statuses,
+    consents_after,
+    shown_consent,
+)
+from tests.factories import MarketingConsentFactory
+
+pytestmark = pytest.mark.django_db
+
+ADDRESS = "ada@example.com"
+PHONE = "+14155550123"
+SIGNED_UP = datetime(2025, 1, 10, 9, 30, 15, 123000, tzinfo=UTC)
+CONTEXT = ChangeContext(door=Door.CONSENT_API, actor="crm-sync")
+
+
+def confirm(date=SIGNED_UP, state="CONFIRMED", **extra) -> ConsentChange:
+    activity = ConfirmationActivity(
+        source="FORM",
+        description="Signed up.",
+        updated_date=date,
+        opt_in_level="SINGLE_CONFIRMATION",
+    )
+    return ConsentChange(state=state, confirmation=activity, **extra)
+
+
+def revoke(date=SIGNED_UP + timedelta(days=1)) -> ConsentChange:
+    activity = RevokeActivity(source="FORM", description="Unsubscribed.", updated_date=date)
+    return ConsentChange(state="REVOKED", revoke=activity)
+
+
+def upsert(change, address=ADDRESS, type="EMAIL", context=CONTEXT):
+    return consent_upsert(type=type, address=address, change=change, context=context)
+
+
+def token_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["token"][0]
+
+
+def fields(consent: MarketingConsent) -> dict:
+    return {name: getattr(consent, name) for name in CONSENT_ATTNAMES}
+
+
+# --- get-by: the consent of an address, with its eligibility -----------------------------------
+
+
+def test_an_address_with_a_consent_is_one_statement_and_reads_as_the_orm_does(
+    django_assert_num_queries,
+):
+    upsert(confirm(extended_fields={"shop": "Paris", "tags": [1, 2]}))
+    stored = MarketingConsent.objects.get()
+
+    with django_assert_num_queries(1):
+        found = address_consent("EMAIL", ADDRESS)
+
+    assert fields(found.consent) == fields(stored)
+    assert found.consent.extended_fields == {"shop": "Paris", "tags": [1, 2]}
+    assert found.consent.confirmation_date == SIGNED_UP
+    assert found.consent._state.adding is False
+    assert found.eligibility == Eligibility(True, "CONFIRMED_CONSENT")
+    token = read_token(token_of(found.unsubscribe_url), purpose=UNSUBSCRIBE)
+    assert token.consent_id == stored.id
+
+
+def test_get_by_builds_no_orm_query():
+    """The hot path runs its one constant statement: no query is compiled per call."""
+    upsert(confirm())
+    compiled = "django.db.models.sql.compiler.SQLCompiler.as_sql"
+
+    with mock.patch(compiled, side_effect=AssertionError("an ORM query was built")):
+        found = address_consent("EMAIL", ADDRESS)
+
+    assert found.consent.state == "CONFIRMED"
+
+
+@pytest.mark.postgres
+def test_get_by_runs_prepared_on_postgresql():
+    """Run as often as the prepare threshold asks, the statement is prepared on the server."""
+    upsert(confirm())
+    for _ in range(connection.connection.prepare_threshold + 1):
+        address_consent("EMAIL", ADDRESS)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%FROM consents_marketingconsent WHERE type = $1 AND address IN ($2, $3)"],
+        )
+        assert cursor.fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("type", "address", "eligibility"),
+    [
+        ("EMAIL", ADDRESS, Eligibility(True, "NO_CONSENT_REQUIRED")),
+        ("PHONE", PHONE, Eligibility(False, "NO_CONSENT")),
+    ],
+)
+def test_an_address_without_a_consent_has_only_its_eligibility(
+    django_assert_num_queries, type, address, eligibility
+):
+    with django_assert_num_queries(1):
+        found = address_consent(type, address)
+
+    assert found == AddressConsent(consent=None, eligibility=eligibility, unsubscribe_url=None)
+
+
+def test_only_a_confirmed_consent_has_an_unsubscribe_link(django_assert_num_queries):
+    upsert(confirm(state="PENDING"))
+
+    with django_assert_num_queries(1):
+        found = address_consent("EMAIL", ADDRESS)
+
+    assert found.consent.state == "PENDING"
+    assert found.eligibility == Eligibility(False, "CONFIRMATION_PENDING")
+    assert found.unsubscribe_url is None
+
+
+def test_an_erased_address_is_not_eligible_and_shows_no_consent(django_assert_num_queries):
+    upsert(confirm())
+    consent_erase(type="EMAIL", address=ADDRESS, context=CONTEXT)
+
+    with django_assert_num_queries(1):
+        found = address_consent("EMAIL", ADDRESS)
+
+    assert found == AddressConsent(None, Eligibility(False, "CONSENT_REVOKED"))
+    tombstone = consent_of_address("EMAIL", ADDRESS)
+    assert (tombstone.address, tombstone.state) == (erased_address(ADDRESS), "REVOKED")
+
+
+def test_the_address_in_clear_wins_over_its_tombstone():
+    """Both spellings stored (rows written around the ledger): the address in clear is read."""
+    MarketingConsentFactory(address=erased_address(ADDRESS), state="REVOKED", revoke_date=SIGNED_UP)
+    MarketingConsentFactory(type="PHONE", address=ADDRESS)  # another type's: not read
+    clear = MarketingConsentFactory(address=ADDRESS)
+
+    assert consent_of_address("EMAIL", ADDRESS).id == clear.id
+
+
+# --- the consent as the doors show it ----------------------------------------------------------
+
+
+def test_a_consent_by_id_is_one_query(django_assert_num_queries):
+    consent = MarketingConsentFactory(address=ADDRESS)
+
+    with django_assert_num_queries(1):
+        found = consent_by_id(str(consent.id))
+
+    assert fields(found) == fields(MarketingConsent.objects.get())
+    assert consent_by_id(consent.id).id == consent.id
+
+
+def test_an_unknown_id_is_none_and_a_malformed_one_asks_nothing(django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert consent_by_id(uuid.uuid4()) is None
+    with django_assert_num_queries(0):
+        assert consent_by_id("not-a-uuid") is None
+
+
+def test_a_tombstone_is_not_found_by_id():
+    upsert(confirm())
+    consent_erase(type="EMAIL", address=ADDRESS, context=CONTEXT)
+
+    assert consent_by_id(MarketingConsent.objects.get().id) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "link_type"),
+    [(confirm(state="PENDING"), CONFIRM), (confirm(), UNSUBSCRIBE), (revoke(), None)],
+    ids=["pending", "confirmed", "revoked"],
+)
+def test_a_consent_is_shown_with_the_link_its_state_calls_for(
+    django_assert_num_queries, change, link_type
+):
+    consent = upsert(change).consent
+
+    with django_assert_num_queries(0):
+        shown = shown_consent(consent)
+        without = shown_consent(consent, with_link=False)
+
+    assert shown.consent is consent
+    assert (shown.link or {}).get("type") == link_type
+    if link_type is not None:
+        token = read_token(token_of(shown.link["url"]), purpose=link_type)
+        assert token.consent_id == consent.id
+    assert without.link is None
+
+
+# --- the member's preference view: the status of an address's consent ---------------------------
+
+
+def test_a_status_is_the_last_write_that_set_the_state_in_one_query(django_assert_num_queries):
+    member_api = ChangeContext(door=Door.MEMBER_API, actor="member")
+    created = upsert(confirm(), context=member_api)
+    upsert(confirm())  # a replay: UNCHANGED, does not update the status
+    consent_update(  # leaves the state alone
+        consent_id=created.consent.id,
+        change=ConsentChange(extended_fields={"shop": "Paris"}),
+        context=CONTEXT,
+    )
+    upsert(confirm(date=SIGNED_UP - timedelta(days=1)))  # older: SUPERSEDED
+    consent = MarketingConsent.objects.get()
+    assert consent.revision == 2
+
+    with django_assert_num_queries(1):
+        statuses = consent_statuses([("EMAIL", ADDRESS), ("PHONE", PHONE)])
+
+    assert statuses == {
+        ("EMAIL", ADDRESS): ConsentStatus(
+            state="CONFIRMED", updated_at=created.event.recorded_at, door="MEMBER_API"
+        )
+    }
+
+
+def test_a_status_without_an_event_is_the_consents_update_and_no_door():
+    consent = MarketingConsentFactory(address=ADDRESS)
+
+    assert consent_statuses([("EMAIL", ADDRESS)]) == {
+        ("EMAIL", ADDRESS): ConsentStatus("CONFIRMED", consent.updated_date, None)
+    }
+
+
+def test_an_erased_addresss_tombstone_gives_its_status(django_assert_num_queries):
+    upsert(confirm(), address=PHONE, type="PHONE")
+    upsert(confirm())
+    erased = consent_erase(type="EMAIL", address=ADDRESS, context=CONTEXT)
+
+    with django_assert_num_queries(1):
+        statuses = consent_statuses([("EMAIL", ADDRESS), ("PHONE", PHONE)])
+
+    assert statuses[("EMAIL", ADDRESS)].state == "REVOKED"
+    assert statuses[("PHONE", PHONE)].state == "CONFIRMED"
+    assert erased.event.kind == "ERASED"
+
+
+def test_no_addresses_ask_nothing(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert consent_statuses([]) == {}
+
+
+# --- webhooks: each event's consent as it was right after it -----------------------------------
+
+
+def test_an_event_at_the_consents_revision_gets_the_stored_consent(django_assert_num_queries):
+    event = upsert(confirm()).event
+
+    with django_assert_num_queries(1):
+        after = consents_after([event])
+
+    assert fields(after[event.id]) == fields(MarketingConsent.objects.get())
+
+
+def test_events_of_a_consent_changed_since_get_what_each_recorded(django_assert_num_queries):
+    first = upsert(confirm(extended_fields={"shop": "Paris"}))
+    second = upsert(revoke())
+    consent_delete(consent_id=first.consent.id, context=CONTEXT)
+    deleted = ConsentEvent.objects.get(kind="DELETED")
+
+    with django_assert_num_queries(1):
+        after = consents_after([first.event, second.event, deleted])
+
+    confirmed, revoked, gone = (after[e.id] for e in (first.event, second.event, deleted))
+    assert (confirmed.id, confirmed.revision, confirmed.state) == (first.consent.id, 1, "CONFIRMED")
+    assert (confirmed.confirmation_source, confirmed.confirmation_description) == (
+        "FORM",
+        "Signed up.",
+    )
+    assert (confirmed.confirmation_date, confirmed.confirmation_opt_in_level) == (
+        SIGNED_UP,
+        "SINGLE_CONFIRMATION",
+    )
+    assert confirmed.revoke_date is None
+    assert confirmed.extended_fields == {}  # an event does not record them
+    assert (confirmed.created_date, confirmed.updated_date) == (first.event.recorded_at,) * 2
+    assert (revoked.revision, revoked.state, revoked.confirmation_date) == (2, "REVOKED", None)
+    assert (revoked.revoke_source, revoked.revoke_description, revoked.revoke_date) == (
+        "FORM",
+        "Unsubscribed.",
+        SIGNED_UP + timedelta(days=1),
+    )
+    assert (gone.state, gone.confirmation_date, gone.revoke_date) == ("REVOKED", None, None)
+
+
+def test_the_recorded_activity_is_the_one_the_changes_event_recorded():
+    """A REVOKED change that sends a confirmation too records its revoke activity."""
+    both = ConsentChange(
+        state="REVOKED", confirmation=confirm().confirmation, revoke=revoke().revoke
+    )
+    first = upsert(both)
+    upsert(confirm(date=SIGNED_UP + timedelta(days=2)))
+
+    recorded = consents_after([first.event])[first.event.id]
+
+    assert (recorded.state, recorded.revoke_date) == ("REVOKED", SIGNED_UP + timedelta(days=1))
+    assert recorded.confirmation_date is None
+
+
+def test_an_erased_persons_event_keeps_its_activity():
+    """Erasure blanks the change an event keeps: its activity is still told apart."""
+    confirmed = upsert(confirm())
+    revoked = upsert(revoke())
+    consent_erase(type="EMAIL", address=ADDRESS, context=CONTEXT)
+    events = list(ConsentEvent.objects.filter(id__in=[confirmed.event.id, revoked.event.id]))
+    assert [event.request for event in events] == [{}, {}]
+
+    after = consents_after(events)
+
+    assert after[confirmed.event.id].confirmation_date == SIGNED_UP
+    assert after[confirmed.event.id].revoke_date is None
+    assert after[revoked.event.id].revoke_date == SIGNED_UP + timedelta(days=1)
+    assert after[revoked.event.id].confirmation_date is None
