@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, connections
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 from consents.addresses import erased_address
@@ -216,6 +216,24 @@ FROM outcome o JOIN input i USING (idx) JOIN event ON event.consent_id = o.id
 """
 
 
+def merge_function_body() -> str:
+    """The body of `consent_merge` as this code writes it (what a migration installs)."""
+    # One item is the array's only element: a row the planner knows is one, so the plan cached
+    # for the session looks each address up by index however the tables grow (read as
+    # `unnest`, it was planned for ten rows, chose sequential scans while the table was small,
+    # and kept them).
+    one_item = MERGE_STATEMENT.replace("{input}", "SELECT ($1[1]).*")
+    batch = MERGE_STATEMENT.replace("{input}", "SELECT * FROM consent_batch WHERE round = $9")
+    return (
+        # The output columns are named as the table's: a name in the statement is a column.
+        "#variable_conflict use_column\n"
+        f"BEGIN IF items IS NOT NULL THEN RETURN QUERY {one_item};\n"
+        "ELSE PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);\n"
+        f"RETURN QUERY EXECUTE $statement${batch}$statement$ USING items, p_now, p_door,"
+        " p_actor, p_request_id, p_ip_address, p_user_agent, p_note, p_round;\nEND IF; END\n"
+    )
+
+
 def install_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
     """Create (or replace) `consent_merge` and its input type; a migration runs it, and runs it
     again whenever the statement or the consent table changes. Nothing on SQLite, which takes the
@@ -229,8 +247,6 @@ def install_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
         for field in MarketingConsent._meta.concrete_fields
     )
     event_id = ConsentEvent._meta.pk.db_type(connection)
-    one_item = MERGE_STATEMENT.replace("{input}", "SELECT * FROM unnest($1)")
-    batch = MERGE_STATEMENT.replace("{input}", "SELECT * FROM consent_batch WHERE round = $9")
     schema_editor.execute("DROP FUNCTION IF EXISTS consent_merge")
     schema_editor.execute("DROP TYPE IF EXISTS consent_merge_item")
     schema_editor.execute(f"CREATE TYPE consent_merge_item AS ({item})")
@@ -244,14 +260,23 @@ def install_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
         # `p_round`, and planned for its own size each time: a cached plan would assume a handful
         # of rows and join thousands pairwise. (A plan mode set inside the function ends with
         # it.)
-        " SET plan_cache_mode = force_generic_plan AS $merge$\n"
-        # The output columns are named as the table's: a name in the statement is a column.
-        "#variable_conflict use_column\n"
-        f"BEGIN IF items IS NOT NULL THEN RETURN QUERY {one_item};\n"
-        "ELSE PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);\n"
-        f"RETURN QUERY EXECUTE $statement${batch}$statement$ USING items, p_now, p_door,"
-        " p_actor, p_request_id, p_ip_address, p_user_agent, p_note, p_round;\nEND IF; END\n$merge$"
+        f" SET plan_cache_mode = force_generic_plan AS $merge${merge_function_body()}$merge$"
     )
+
+
+def reinstall_merge_function_if_changed(*, using: str, **kwargs: object) -> None:
+    """After every `migrate` (post_migrate): a database whose `consent_merge` differs from this
+    code's gets this code's, so that a change to the statement cannot ship without reaching
+    the database. Where no migration installed it yet (or one removed it), nothing."""
+    database = connections[using]
+    if database.vendor != "postgresql":
+        return
+    with database.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'consent_merge'")
+        installed = cursor.fetchone()
+    if installed is not None and installed[0] != merge_function_body():
+        with database.schema_editor() as schema_editor:
+            install_merge_function(schema_editor)
 
 
 def uninstall_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:

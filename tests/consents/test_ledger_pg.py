@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
+from django.core.management import call_command
+from django.db import connection
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +19,7 @@ from consents.ledger import (
     ConsentChange,
     RevokeActivity,
     locking,
+    postgres,
 )
 from consents.models import ConsentEvent
 
@@ -132,3 +135,27 @@ def test_one_statement_upsert_gives_what_the_python_path_gives(consent_type, seq
             )
             slow = locking.upsert_with_lock(consent_type, addresses[1], change, CONTEXT, None)
         assert outcome(fast, addresses[0]) == outcome(slow, addresses[1]), (step, change)
+
+
+def installed_merge_function() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'consent_merge'")
+        return cursor.fetchone()[0]
+
+
+def test_migrate_brings_the_merge_function_in_line_with_the_code():
+    # A database left with an older consent_merge (a statement changed, its migration forgotten).
+    with mock.patch.object(postgres, "merge_function_body", return_value="BEGIN RETURN; END"):
+        call_command("migrate", verbosity=0)
+    assert installed_merge_function() == "BEGIN RETURN; END"
+
+    call_command("migrate", verbosity=0)
+
+    assert installed_merge_function() == postgres.merge_function_body()
+    result = ledger.consent_upsert(
+        type="EMAIL",
+        address="after-migrate@example.com",
+        change=ConsentChange(state="REVOKED", revoke=RevokeActivity(source="OTHER")),
+        context=CONTEXT,
+    )
+    assert (result.kind, result.consent.state) == ("CREATED", "REVOKED")
