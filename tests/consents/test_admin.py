@@ -17,6 +17,7 @@ from consents.ledger import (
     RevokeActivity,
     consent_upsert,
 )
+from consents.ledger.changes import current_time
 from consents.models import ConsentEvent, MarketingConsent
 from tests.factories import ClientApiKeyFactory, MarketingConsentFactory, MemberFactory
 
@@ -649,9 +650,13 @@ def test_labels_read_as_words(admin_client):
 
 
 def test_lists_are_newest_change_first(admin_client):
-    make("old@example.com")
-    make("new@example.com")
-    make("old@example.com", "REVOKED")  # now the newest change
+    # The ledger stores times to the millisecond: each change in a millisecond of its own, or
+    # two would tie (a write takes less than a millisecond on PostgreSQL).
+    for address, state in [("old", "CONFIRMED"), ("new", "CONFIRMED"), ("old", "REVOKED")]:
+        started = current_time()
+        while current_time() == started:
+            pass
+        make(f"{address}@example.com", state)  # the last makes "old" the newest change
 
     consents = admin_client.get(CHANGELIST).context["cl"].result_list
     events = admin_client.get(reverse("admin:consents_consentevent_changelist")).context["cl"]
