@@ -55,6 +55,7 @@ from consents.privacy.admin import erase_person_action, export_person_action, re
 from consents.revocations.jobs import run_revoke_job, start_revoke_job
 from consents.revocations.tasks import run_revoke_job as revoke_job_task
 from consentsite.change_context import change_context
+from consentsite.read_only_admin import ReadOnlyAdmin
 
 logger = logging.getLogger(__name__)
 
@@ -515,19 +516,6 @@ class CappedCountPaginator(Paginator):
     @property
     def capped(self) -> bool:
         return self.count > self.cap
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records nobody adds, changes or deletes here, superusers included."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ConsentEvent)

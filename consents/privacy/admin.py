@@ -22,13 +22,14 @@ from consents.privacy.iso27560 import consent_receipt
 from consents.privacy.models import Erasure
 from consents.privacy.person import Person, find_person
 from consentsite.change_context import change_context
+from consentsite.read_only_admin import ReadOnlyAdmin
 from members.models import Member
 
 CONFIRMATION_WORD = "ERASE"
 
 
 @admin.register(Erasure)
-class ErasureAdmin(admin.ModelAdmin):
+class ErasureAdmin(ReadOnlyAdmin):
     list_display = ["erased_at", "actor", "door", "reason", "members", "addresses"]
     readonly_fields = [
         "erased_at",
@@ -39,15 +40,6 @@ class ErasureAdmin(admin.ModelAdmin):
         "consent_ids",
     ]
     search_fields = ["reason", "actor"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Members")
     def members(self, erasure: Erasure) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from consents.admin import ReadOnlyAdmin
 from consents.revocations.models import RevokeJob
+from consentsite.read_only_admin import ReadOnlyAdmin
 
 
 @admin.register(RevokeJob)

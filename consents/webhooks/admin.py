@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from consents.webhooks import delivery
 from consents.webhooks.models import EventType, WebhookAttempt, WebhookEndpoint
 from consents.webhooks.targets import UnsafeTarget, check_url
+from consentsite.read_only_admin import ReadOnlyAdmin
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -118,7 +119,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookAttempt)
-class WebhookAttemptAdmin(admin.ModelAdmin):
+class WebhookAttemptAdmin(ReadOnlyAdmin):
     list_display = [
         "attempted_at",
         "endpoint",
@@ -133,15 +134,6 @@ class WebhookAttemptAdmin(admin.ModelAdmin):
     list_select_related = ["endpoint", "event"]
     readonly_fields = [f.name for f in WebhookAttempt._meta.fields]
     actions = ["redeliver"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.action(description="Redeliver the event of the selected attempts", permissions=["view"])
     def redeliver(self, request: HttpRequest, queryset: QuerySet) -> None:
