@@ -150,7 +150,12 @@ target AS (
             AS n_rev_description,
         CASE WHEN d.sets_rev THEN COALESCE(d.s_rev_date, $2) ELSE d.revoke_date END
             AS n_rev_date,
-        COALESCE(d.sent_extended_fields, d.extended_fields) AS n_extended_fields
+        COALESCE(d.sent_extended_fields, d.extended_fields) AS n_extended_fields,
+        d.state AS o_state, d.confirmation_source AS o_conf_source,
+        d.confirmation_description AS o_conf_description, d.confirmation_date AS o_conf_date,
+        d.confirmation_opt_in_level AS o_conf_level, d.revoke_source AS o_rev_source,
+        d.revoke_description AS o_rev_description, d.revoke_date AS o_rev_date,
+        d.extended_fields AS o_extended_fields
     FROM decided d
 ),
 updated AS (
@@ -168,13 +173,14 @@ updated AS (
         revision = c.revision + 1,
         updated_date = $2
     FROM target t
+    -- Compared with the row as `old` locked it (this statement changes it nowhere else), so
+    -- that only the rows that change are looked up again: a re-import updates none.
     WHERE c.id = t.id AND NOT t.superseded
         AND (t.n_state, t.n_conf_source, t.n_conf_description, t.n_conf_date, t.n_conf_level,
              t.n_rev_source, t.n_rev_description, t.n_rev_date, t.n_extended_fields)
             IS DISTINCT FROM
-            (c.state, c.confirmation_source, c.confirmation_description, c.confirmation_date,
-             c.confirmation_opt_in_level, c.revoke_source, c.revoke_description, c.revoke_date,
-             c.extended_fields)
+            (t.o_state, t.o_conf_source, t.o_conf_description, t.o_conf_date, t.o_conf_level,
+             t.o_rev_source, t.o_rev_description, t.o_rev_date, t.o_extended_fields)
     RETURNING c.*
 ),
 outcome AS (

@@ -1,0 +1,18 @@
+"""`consent_merge` compares each consent with the row it locked before updating it, so that only
+the consents that change are looked up again (consents/ledger/postgres.py)."""
+
+from django.db import migrations
+
+from consents.ledger.postgres import install_merge_function
+
+
+def install(apps, schema_editor):
+    install_merge_function(schema_editor)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("consents", "0010_consent_merge_function"),
+    ]
+
+    operations = [migrations.RunPython(install, migrations.RunPython.noop)]
