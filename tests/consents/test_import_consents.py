@@ -182,6 +182,63 @@ def test_importing_the_same_file_again_changes_nothing(tmp_path, run_command):
     )
 
 
+@pytest.mark.django_db(transaction=True)  # on PostgreSQL the sessions see what is committed
+def test_a_file_imported_again_with_changes_changes_only_those_rows(tmp_path, run_command):
+    """One batch of rows already stored as they are (unchanged), changed rows, and rows that try
+    to confirm a consent revoked meanwhile: only the changed consents move, each row has its one
+    event, and the opt-out stands against the older opt-in. Unchanged rows keep their revision
+    and their updated date."""
+    first = [
+        "EMAIL,same@example.com,CONFIRMED,FORM,SINGLE_CONFIRMATION,,2025-01-02T12:00:00Z",
+        "EMAIL,described@example.com,CONFIRMED,FORM,SINGLE_CONFIRMATION,,2025-01-02T12:00:00Z",
+        "EMAIL,kept-out@example.com,CONFIRMED,FORM,SINGLE_CONFIRMATION,,2025-01-02T12:00:00Z",
+        "PHONE,+14155550100,REVOKED,OTHER,,Complaint,2025-01-03T12:00:00Z",
+        "EMAIL,back-in@example.com,REVOKED,FORM,,,2025-01-03T12:00:00Z",
+    ]
+    run_command("import_consents", write_csv(tmp_path / "first.csv", *first), "--apply")
+    revoke_through_api("kept-out@example.com", on=10)  # revoked after the file was written
+    before = {consent.address: consent for consent in MarketingConsent.objects.order_by("address")}
+    last_event = ConsentEvent.objects.latest("id").id
+    again = [
+        first[0],
+        first[1].replace(",,2025", ",Newsletter page,2025"),  # the description now given
+        first[2],  # tries to confirm, dated before the opt-out
+        first[3],
+        "EMAIL,back-in@example.com,CONFIRMED,FORM,SINGLE_CONFIRMATION,,2025-01-05T12:00:00Z",
+    ]
+
+    output = run_command(
+        "import_consents", write_csv(tmp_path / "again.csv", *again), "--apply", "--sessions", "2"
+    )
+
+    assert output.stdout == (
+        "rows read: 5, created: 0, updated: 2, unchanged: 2, superseded: 1, failed: 0\n"
+    )
+    assert stored() == [
+        ("EMAIL", "back-in@example.com", "CONFIRMED", 2),
+        ("EMAIL", "described@example.com", "CONFIRMED", 2),
+        ("EMAIL", "kept-out@example.com", "REVOKED", 2),
+        ("EMAIL", "same@example.com", "CONFIRMED", 1),
+        ("PHONE", "+14155550100", "REVOKED", 1),
+    ]
+    after = {consent.address: consent for consent in MarketingConsent.objects.all()}
+    for address in ("same@example.com", "kept-out@example.com", "+14155550100"):
+        assert after[address].updated_date == before[address].updated_date
+        assert after[address].revision == before[address].revision
+    assert after["kept-out@example.com"].revoke_date == day(10)
+    assert after["described@example.com"].confirmation_description == "Newsletter page"
+    assert sorted(
+        (e.address, e.kind, e.revision, e.previous_state, e.state, e.requested_state)
+        for e in ConsentEvent.objects.filter(id__gt=last_event)
+    ) == [
+        ("+14155550100", "UNCHANGED", 1, "REVOKED", "REVOKED", "REVOKED"),
+        ("back-in@example.com", "UPDATED", 2, "REVOKED", "CONFIRMED", "CONFIRMED"),
+        ("described@example.com", "UPDATED", 2, "CONFIRMED", "CONFIRMED", "CONFIRMED"),
+        ("kept-out@example.com", "SUPERSEDED", 2, "REVOKED", "REVOKED", "CONFIRMED"),
+        ("same@example.com", "UNCHANGED", 1, "CONFIRMED", "CONFIRMED", "CONFIRMED"),
+    ]
+
+
 def test_an_older_opt_in_never_undoes_a_newer_opt_out(tmp_path, run_command):
     revoke_through_api("carol@example.com", on=10)
     path = write_csv(
