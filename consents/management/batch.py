@@ -278,11 +278,13 @@ class Report:
         """Count a ledger outcome; at verbosity 2 show each change, at 3 every row."""
         kind = outcome.kind.lower()
         self.add(kind)
-        self.detail(
-            f"{self.locator} {where}: {outcome.type} {outcome.address}: {kind} "
-            f"({outcome.previous_state or 'new'} → {outcome.state})",
-            verbosity=2 if kind in ("created", "updated") else 3,
-        )
+        shown_from = 2 if kind in ("created", "updated") else 3
+        if self.verbosity >= shown_from:  # a line per row is built only when it is shown
+            self.detail(
+                f"{self.locator} {where}: {outcome.type} {outcome.address}: {kind} "
+                f"({outcome.previous_state or 'new'} → {outcome.state})",
+                verbosity=shown_from,
+            )
 
     def summary(self) -> str:
         counts = ", ".join(f"{name}: {number}" for name, number in self.counts.items())
@@ -312,6 +314,7 @@ class BulkCommand(BaseCommand):
     door COMMAND and the command's name as actor."""
 
     takes_errors_file = True
+    default_batch_size = DEFAULT_BATCH_SIZE
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -323,9 +326,10 @@ class BulkCommand(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=positive_int,
-            default=DEFAULT_BATCH_SIZE,
+            default=self.default_batch_size,
             metavar="N",
-            help=f"Rows per batch; each batch is one transaction (default {DEFAULT_BATCH_SIZE}).",
+            help="Rows per batch; each batch is one transaction "
+            f"(default {self.default_batch_size}).",
         )
         if self.takes_errors_file:
             parser.add_argument(
