@@ -122,3 +122,30 @@ def test_an_import_stopped_by_a_failing_session_finishes_when_run_again(tmp_path
     assert [consent for consent, _ in history("again-")] == [
         consent for consent, _ in history("clean-")
     ]
+
+
+def test_by_default_an_import_merges_batches_of_5000_rows_in_two_sessions(tmp_path: Path):
+    lines = [
+        f"EMAIL,person{n}@example.com,CONFIRMED,FORM,SINGLE_CONFIRMATION,,2025-01-02T12:00:00Z"
+        for n in range(5001)
+    ]
+    path = write_csv(tmp_path / "in.csv", *lines)
+    merged = []
+
+    def recorded(*, items, **kwargs):
+        merged.append((threading.current_thread().name, len(items.accepted)))
+        return consent_upsert_many(items=items, **kwargs)
+
+    stdout = StringIO()
+    with mock.patch("consents.ledger.sessions.consent_upsert_many", recorded):
+        call_command("import_consents", path, "--apply", stdout=stdout)
+
+    assert stdout.getvalue() == (
+        "rows read: 5001, created: 5001, updated: 0, unchanged: 0, superseded: 0, failed: 0\n"
+    )
+    assert {name for name, _ in merged} == {"merge-session-0", "merge-session-1"}
+    by_session = {name: [size for n, size in merged if n == name] for name, _ in merged}
+    # Each session merged its part of the first batch (5,000 rows), then of the second (1 row).
+    assert sum(sizes[0] for sizes in by_session.values()) == 5000
+    assert sorted(size for sizes in by_session.values() for size in sizes[1:]) == [0, 1]
+    assert MarketingConsent.objects.count() == ConsentEvent.objects.count() == 5001
