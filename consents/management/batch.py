@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import codecs
 import csv
+import gc
 import os
 import queue
 import stat
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import IO, Any, NamedTuple, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -29,6 +30,9 @@ from consents.models import Door
 
 DEFAULT_BATCH_SIZE = 1000
 LEDGER_COUNTS = ("created", "updated", "unchanged", "superseded")
+# Container objects allocated (net of those freed) between two runs of Python's cyclic garbage
+# collector while a bulk command runs; Python's default is 700.
+BULK_GC_THRESHOLD = 100_000
 
 T = TypeVar("T")
 
@@ -86,6 +90,21 @@ def prefetched(items: Iterable[T], *, ahead: int = 1) -> Iterator[T]:
     finally:
         stopped.set()
         producer.join()
+
+
+@contextmanager
+def rare_garbage_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector run rarely inside the block. A bulk command allocates
+    millions of short-lived objects (rows, changes, staging rows, outcomes), which reference
+    counting frees as they go; at the default threshold the collector ran thousands of times and
+    walked the batches in flight each time, about a third of an import's Python time
+    (docs/performance.md). What cycles there are still get collected, less often."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(BULK_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def progress_bar(*, total: int | None, unit: str, verbosity: int, unit_scale: bool = False) -> tqdm:
@@ -315,6 +334,10 @@ class BulkCommand(BaseCommand):
 
     takes_errors_file = True
     default_batch_size = DEFAULT_BATCH_SIZE
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        with rare_garbage_collection():
+            return super().execute(*args, **options)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

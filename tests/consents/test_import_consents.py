@@ -1,12 +1,14 @@
 """manage.py import_consents: CSV through the ledger, dry run by default, bad rows reported."""
 
 import csv
+import gc
 import io
 import os
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core.management.base import CommandError
@@ -18,7 +20,9 @@ from consents.ledger import (
     ConsentChange,
     RevokeActivity,
     consent_upsert,
+    consent_upsert_many,
 )
+from consents.management.batch import BULK_GC_THRESHOLD
 from consents.models import ConsentEvent, MarketingConsent
 
 pytestmark = pytest.mark.django_db
@@ -237,6 +241,24 @@ def test_a_file_imported_again_with_changes_changes_only_those_rows(tmp_path, ru
         ("kept-out@example.com", "SUPERSEDED", 2, "REVOKED", "REVOKED", "CONFIRMED"),
         ("same@example.com", "UNCHANGED", 1, "CONFIRMED", "CONFIRMED", "CONFIRMED"),
     ]
+
+
+def test_the_garbage_collector_runs_rarely_during_an_import_and_as_before_after_it(
+    tmp_path, run_command
+):
+    before = gc.get_threshold()
+    during = []
+
+    def merge(**kwargs):
+        during.append(gc.get_threshold())
+        return consent_upsert_many(**kwargs)
+
+    with mock.patch("consents.ledger.sessions.consent_upsert_many", merge):
+        output = run_command("import_consents", write_csv(tmp_path / "in.csv", *GOOD_ROWS))
+
+    assert output.stdout.startswith("DRY RUN — rows read: 4, created: 4,")
+    assert during == [(BULK_GC_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before != during[0]
 
 
 def test_an_older_opt_in_never_undoes_a_newer_opt_out(tmp_path, run_command):
