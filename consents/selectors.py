@@ -26,6 +26,7 @@ from consents.models import (
     EventKind,
     MarketingConsent,
 )
+from consentsite.rows import from_row
 
 # The read of one address's consent (and its tombstone's): a constant statement with bound
 # parameters, so that the hot path builds no query, and PostgreSQL runs it prepared (see
@@ -44,7 +45,7 @@ def consent_of_address(type: str, address: str) -> MarketingConsent | None:
     with connection.cursor() as cursor:
         cursor.execute(_CONSENT_OF_ADDRESS_SQL, [type, *(stored for _, stored in spellings)])
         rows = cursor.fetchall()
-    consents = (MarketingConsent.from_row(row) for row in rows)
+    consents = (from_row(MarketingConsent, row) for row in rows)
     return by_address(consents, spellings).get((type, address))
 
 
