@@ -1,18 +1,16 @@
 """The consent ledger's tables: the current state of each address and the append-only proof."""
 
 import uuid
-import weakref
-from collections.abc import Sequence
-from typing import Any
 
 import pgtrigger
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 from consents.addresses import ERASED_PREFIX
+from consentsite.rows import columns
 
 
 # Each enum's value is the contract's spelling (APIs, exports, commands); its label is the word the
@@ -185,38 +183,9 @@ class MarketingConsent(models.Model):
         dates = [d for d in (self.confirmation_date, self.revoke_date) if d is not None]
         return max(dates, default=None)
 
-    @classmethod
-    def from_row(cls, values: Sequence[Any], using: str = DEFAULT_DB_ALIAS) -> "MarketingConsent":
-        """A consent from a raw row of its columns (`CONSENT_COLUMNS`, in that order), read by
-        our own SQL: each value converted as a queryset converts it (the database backend's
-        converters, then the field's own), without building a query."""
-        wrapper = connections[using]
-        converters = _row_converters.get(wrapper)
-        if converters is None:
-            converters = _row_converters[wrapper] = _converters_of(cls, wrapper)
-        values = list(values)
-        for index, column, functions in converters:
-            for function in functions:
-                values[index] = function(values[index], column, wrapper)
-        return cls.from_db(using, CONSENT_ATTNAMES, values)
 
-
-CONSENT_COLUMNS = [field.column for field in MarketingConsent._meta.concrete_fields]
+CONSENT_COLUMNS = columns(MarketingConsent)
 CONSENT_ATTNAMES = [field.attname for field in MarketingConsent._meta.concrete_fields]
-
-# Per database connection (each thread has its own): which of a consent's columns need a
-# conversion from what the driver returns (SQLite's dates and UUIDs, the JSON field everywhere).
-_row_converters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _converters_of(model: type[models.Model], wrapper: Any) -> list[tuple[int, Any, list]]:
-    converters = []
-    for index, field in enumerate(model._meta.concrete_fields):
-        column = field.get_col(model._meta.db_table)
-        functions = [*wrapper.ops.get_db_converters(column), *column.get_db_converters(wrapper)]
-        if functions:
-            converters.append((index, column, functions))
-    return converters
 
 
 class ConsentEventQuerySet(models.QuerySet):

@@ -23,9 +23,11 @@ from consents.models import (
     CONSENT_COLUMNS,
     ConsentEvent,
     ConsentState,
+    Door,
     EventKind,
     MarketingConsent,
 )
+from consentsite.rows import from_row
 
 # The read of one address's consent (and its tombstone's): a constant statement with bound
 # parameters, so that the hot path builds no query, and PostgreSQL runs it prepared (see
@@ -44,7 +46,7 @@ def consent_of_address(type: str, address: str) -> MarketingConsent | None:
     with connection.cursor() as cursor:
         cursor.execute(_CONSENT_OF_ADDRESS_SQL, [type, *(stored for _, stored in spellings)])
         rows = cursor.fetchall()
-    consents = (MarketingConsent.from_row(row) for row in rows)
+    consents = (from_row(MarketingConsent, row) for row in rows)
     return by_address(consents, spellings).get((type, address))
 
 
@@ -94,6 +96,12 @@ class ShownConsent:
 def shown_consent(consent: MarketingConsent, *, with_link: bool = True) -> ShownConsent:
     """A consent as a door shows it, with its link unless `with_link` is false. No query."""
     return ShownConsent(consent, consent_link(consent) if with_link else None)
+
+
+def sms_message_event(message_sid: str) -> ConsentEvent | None:
+    """The event an inbound SMS message already recorded (the SMS door's retries are answered
+    from it), or None. One query."""
+    return ConsentEvent.objects.filter(door=Door.SMS, request_id=message_sid).first()
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,6 @@ class Member(models.Model):
 
 
 class MemberSessionQuerySet(models.QuerySet):
-    def active(self) -> "MemberSessionQuerySet":
-        return self.filter(expires_at__gt=timezone.now())
-
     @transaction.atomic
     def start(
         self, *, correlation_id: str, member: Member, channel: str, api_key: ClientApiKey

@@ -27,6 +27,7 @@ from consents.addresses import erased_address
 from consents.ledger.changes import ChangeContext, ConsentChange, LedgerResult
 from consents.ledger.rules import as_asked, event_for
 from consents.models import CONSENT_COLUMNS, ConsentEvent, MarketingConsent
+from consentsite.rows import from_row
 
 # One encoder for every statement: `json.dumps(cls=…)` would build a new one per call.
 to_json = DjangoJSONEncoder().encode
@@ -355,7 +356,7 @@ def result_of(
     """The result of a merged item from its answer (_MERGED_CONSENT without the index): the
     consent after it, as the caller asked for it, and its event as recorded."""
     kind, previous_state, event_id, *values = answer
-    consent = MarketingConsent.from_row(values)
+    consent = from_row(MarketingConsent, values)
     event = event_for(consent, kind, previous_state, change, context)
     event.id, event.recorded_at = event_id, now
     event._state.adding = False

@@ -11,7 +11,6 @@ import dataclasses
 import json
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.exceptions import AuthenticationFailed, ParseError
@@ -41,6 +40,7 @@ from members.api.serializers import (
 from members.exceptions import CorrelationIdInUse
 from members.models import IdentifierType, MemberSession
 from members.preferences import marketing_preferences, set_marketing_preferences
+from members.selectors import active_session
 
 
 def _refuse_constant(name: str) -> None:
@@ -81,20 +81,16 @@ class SessionBoundViewSet(MemberApiMixin, viewsets.GenericViewSet):
 
     lookup_field = "correlation_id"
 
-    def get_queryset(self) -> QuerySet[MemberSession]:
-        sessions = MemberSession.objects.active().filter(api_key=self.request.auth)
-        return sessions.select_related("member")
-
     def get_object(self) -> MemberSession:
         """The active session of the path's correlation id started by this request's client;
         anything else (another client's session included) is a 401."""
         correlation_id = self.kwargs[self.lookup_field]
+        session = None
         if is_correlation_id(correlation_id):
-            try:
-                return self.get_queryset().get(correlation_id=correlation_id)
-            except MemberSession.DoesNotExist:
-                pass
-        raise AuthenticationFailed(SESSION_INVALID)
+            session = active_session(correlation_id, self.request.auth)
+        if session is None:
+            raise AuthenticationFailed(SESSION_INVALID)
+        return session
 
 
 class MemberSessionViewSet(MemberApiMixin, viewsets.ViewSet):
