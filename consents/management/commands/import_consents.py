@@ -31,10 +31,9 @@ from consents.management.batch import (
 from consentsite.api_errors import field_violations
 
 FORMATS = ("csv", "jsonl")
-# Measured on a 2-core machine (docs/performance.md): two sessions merging batches of 5,000 rows
-# keep the database busy while the next batch is read and checked; one session of 1,000-row
-# batches left it waiting on each batch's round trips and planning.
-DEFAULT_SESSIONS = 2
+DEFAULT_SESSIONS = 1
+# Larger than the other commands' batches: each batch's round trips, planning and commit are
+# paid once per 5,000 rows (docs/performance.md); memory stays bounded by a few batches.
 IMPORT_BATCH_SIZE = 5000
 
 
