@@ -124,7 +124,6 @@ def test_an_import_stopped_by_a_failing_session_finishes_when_run_again(tmp_path
     ]
 
 
-
 def test_by_default_an_import_merges_batches_of_5000_rows_in_one_session(tmp_path: Path):
     lines = [
         f"EMAIL,person{n}@example.com,CONFIRMED,FORM,SINGLE_CONFIRMATION,,2025-01-02T12:00:00Z"
