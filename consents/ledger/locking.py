@@ -4,6 +4,7 @@ PostgreSQL, `consent_upsert` takes the one-statement path of `consents.ledger.po
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -241,6 +242,18 @@ def consent_erase(*, type: str, address: str, context: ChangeContext) -> LedgerR
         **ERASED_EVENT_FIELDS,
     )
     return record(consent, EventKind.ERASED, previous_state, ConsentChange(), context)
+
+
+@transaction.atomic
+def consent_erase_all(
+    *, addresses: Collection[tuple[str, str]], context: ChangeContext
+) -> list[LedgerResult]:
+    """Erase several (type, address) pairs, a person's, in one transaction: their claims are
+    taken together first, in key order as a batch takes its own, so that the erasure and a
+    concurrent batch holding some of them cannot wait for each other."""
+    keys = [(type, normalize_address(type, address)) for type, address in addresses]
+    claim_addresses(set(keys), exclusive=True)
+    return [consent_erase(type=type, address=address, context=context) for type, address in keys]
 
 
 @transaction.atomic
