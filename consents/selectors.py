@@ -23,6 +23,7 @@ from consents.models import (
     CONSENT_COLUMNS,
     ConsentEvent,
     ConsentState,
+    Door,
     EventKind,
     MarketingConsent,
 )
@@ -95,6 +96,12 @@ class ShownConsent:
 def shown_consent(consent: MarketingConsent, *, with_link: bool = True) -> ShownConsent:
     """A consent as a door shows it, with its link unless `with_link` is false. No query."""
     return ShownConsent(consent, consent_link(consent) if with_link else None)
+
+
+def sms_message_event(message_sid: str) -> ConsentEvent | None:
+    """The event an inbound SMS message already recorded (the SMS door's retries are answered
+    from it), or None. One query."""
+    return ConsentEvent.objects.filter(door=Door.SMS, request_id=message_sid).first()
 
 
 @dataclass(frozen=True)

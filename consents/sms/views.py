@@ -25,6 +25,7 @@ from consents.addresses import normalize_phone
 from consents.exceptions import InvalidAddress
 from consents.ledger import consent_upsert
 from consents.models import ConsentEvent, ConsentType, Door
+from consents.selectors import sms_message_event
 from consents.sms.keywords import (
     Action,
     is_programme_number,
@@ -139,7 +140,7 @@ def _write_once(
 ) -> ConsentEvent:
     """The event of the message's one ledger call: written now, or the one written when the
     provider delivered the message before (a retry is a no-op)."""
-    earlier = _event_of(message.sid)
+    earlier = sms_message_event(message.sid)
     if earlier is not None:
         return earlier
     context = dataclasses.replace(
@@ -155,14 +156,10 @@ def _write_once(
     except IntegrityError:
         # A concurrent delivery of the same message wrote first (event_sms_message_once); this
         # call was rolled back whole.
-        earlier = _event_of(message.sid)
+        earlier = sms_message_event(message.sid)
         if earlier is None:
             raise
         return earlier
-
-
-def _event_of(message_sid: str) -> ConsentEvent | None:
-    return ConsentEvent.objects.filter(door=Door.SMS, request_id=message_sid).first()
 
 
 def _twiml(reply: str | None) -> HttpResponse:

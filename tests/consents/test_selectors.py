@@ -32,6 +32,7 @@ from consents.selectors import (
     consent_statuses,
     consents_after,
     shown_consent,
+    sms_message_event,
 )
 from tests.factories import MarketingConsentFactory
 
@@ -264,6 +265,25 @@ def test_an_erased_addresss_tombstone_gives_its_status(django_assert_num_queries
 def test_no_addresses_ask_nothing(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert consent_statuses([]) == {}
+
+
+# --- the SMS door: the event an inbound message recorded --------------------------------------
+
+
+def test_an_sms_messages_event_is_found_by_its_sid_through_the_sms_door_only(
+    django_assert_num_queries,
+):
+    sms = ChangeContext(door=Door.SMS, actor="+14155550123", request_id="SM0001")
+    recorded = upsert(revoke(), address=PHONE, type="PHONE", context=sms).event
+    same_id_other_door = ChangeContext(door=Door.CONSENT_API, actor="crm", request_id="SM0002")
+    upsert(confirm(), context=same_id_other_door)
+
+    with django_assert_num_queries(1):
+        found = sms_message_event("SM0001")
+
+    assert found == recorded
+    assert sms_message_event("SM0002") is None
+    assert sms_message_event("SM9999") is None
 
 
 # --- webhooks: each event's consent as it was right after it -----------------------------------
