@@ -14,20 +14,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from consents import ledger
 from consents.addresses import erased_address, is_erased
 from consents.exceptions import ConsentAlreadyExists
-from consents.ledger import (
-    BatchItem,
-    ChangeContext,
-    ConfirmationActivity,
-    ConsentChange,
-    consent_create,
-    consent_erase,
-    consent_upsert,
-    consent_upsert_batch,
-    consent_upsert_many,
-    locking,
-)
+from consents.ledger import BatchItem, ChangeContext, ConfirmationActivity, ConsentChange
 from consents.models import ConsentEvent, MarketingConsent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -48,18 +38,18 @@ def opt_in() -> ConsentChange:
 
 
 def upsert(address: str) -> tuple:
-    result = consent_upsert(type="EMAIL", address=address, change=opt_in(), context=CONTEXT)
+    result = ledger.consent_upsert(type="EMAIL", address=address, change=opt_in(), context=CONTEXT)
     return result.kind, result.consent.state, result.consent.address
 
 
 def python_path(address: str) -> tuple:
-    result = locking.upsert_with_lock("EMAIL", address, opt_in(), CONTEXT, None)
+    result = ledger.locking.upsert_with_lock("EMAIL", address, opt_in(), CONTEXT, None)
     return result.kind, result.consent.state, result.consent.address
 
 
 def create(address: str) -> tuple:
     try:
-        result = consent_create(
+        result = ledger.consent_create(
             type="EMAIL", address=address, confirmation=opt_in().confirmation, context=CONTEXT
         )
     except ConsentAlreadyExists:
@@ -68,12 +58,16 @@ def create(address: str) -> tuple:
 
 
 def batch(address: str) -> tuple:
-    [result] = consent_upsert_batch(items=[BatchItem("EMAIL", address, opt_in())], context=CONTEXT)
+    [result] = ledger.consent_upsert_batch(
+        items=[BatchItem("EMAIL", address, opt_in())], context=CONTEXT
+    )
     return result.kind, result.consent.state, result.consent.address
 
 
 def many(address: str) -> tuple:
-    [outcome] = consent_upsert_many(items=[BatchItem("EMAIL", address, opt_in())], context=CONTEXT)
+    [outcome] = ledger.consent_upsert_many(
+        items=[BatchItem("EMAIL", address, opt_in())], context=CONTEXT
+    )
     return outcome.kind, outcome.state, outcome.address
 
 
@@ -87,7 +81,7 @@ WRITES: dict[str, Callable[[str], tuple]] = {
 
 
 def erase(address: str) -> tuple:
-    result = consent_erase(type="EMAIL", address=address, context=ERASURE)
+    result = ledger.consent_erase(type="EMAIL", address=address, context=ERASURE)
     return result.kind, result.event.previous_state, result.consent.state
 
 
@@ -167,7 +161,7 @@ def stored_before(request) -> Callable[[str], None]:
                 state="CONFIRMED",
                 confirmation=ConfirmationActivity(updated_date=timezone.now() - timedelta(hours=2)),
             )
-            consent_upsert(type="EMAIL", address=address, change=change, context=CONTEXT)
+            ledger.consent_upsert(type="EMAIL", address=address, change=change, context=CONTEXT)
 
     return store
 
@@ -191,12 +185,12 @@ def test_erasure_and_a_concurrent_write_end_as_if_one_ran_after_the_other(
     assert [row[:2] for row in rows] == [("tombstone", "REVOKED")]
 
 
-def as_sent(ledger: tuple, sequential_address: str, concurrent_address: str) -> tuple:
+def as_sent(run: tuple, sequential_address: str, concurrent_address: str) -> tuple:
     """The sequential run's answers as the concurrent run gives them: under its own address."""
     return (
         tuple(
             tuple(concurrent_address if value == sequential_address else value for value in part)
-            for part in ledger[:2]
+            for part in run[:2]
         )
-        + ledger[2:]
+        + run[2:]
     )
