@@ -194,3 +194,72 @@ def as_sent(run: tuple, sequential_address: str, concurrent_address: str) -> tup
         )
         + run[2:]
     )
+
+
+def addresses_claimed_in_reverse_order() -> tuple[str, str]:
+    """Two addresses whose claims a batch takes in the opposite order to the one given."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT address FROM (SELECT 'person-' || n || '@example.com' AS address"
+            " FROM generate_series(1, 10) n) a ORDER BY hashtext('EMAIL ' || address) & 255"
+        )
+        low, *_, high = (row[0] for row in cursor.fetchall())
+    return high, low
+
+
+def test_a_persons_erasure_and_a_batch_of_their_addresses_do_not_deadlock(monkeypatch):
+    """The erasure erases one address, then the next: a batch claiming both in between must not
+    hold one it needs while waiting for the other."""
+    first, second = addresses_claimed_in_reverse_order()
+    erased_one, go_on = threading.Event(), threading.Event()
+    erase_one = ledger.locking.consent_erase
+
+    def erase_then_pause(**kwargs):
+        result = erase_one(**kwargs)
+        if not erased_one.is_set():
+            erased_one.set()
+            go_on.wait(timeout=30)
+        return result
+
+    monkeypatch.setattr(ledger.locking, "consent_erase", erase_then_pause)
+    answers: dict[str, list] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, call: Callable[[], list]) -> None:
+        try:
+            answers[name] = call()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            erased_one.set()
+        finally:
+            connection.close()
+
+    erasure = threading.Thread(
+        target=run,
+        args=(
+            "erasure",
+            lambda: ledger.consent_erase_all(
+                addresses=[("EMAIL", first), ("EMAIL", second)], context=ERASURE
+            ),
+        ),
+    )
+    items = [BatchItem("EMAIL", address, opt_in()) for address in (first, second)]
+    batch = threading.Thread(
+        target=run,
+        args=("batch", lambda: ledger.consent_upsert_many(items=items, context=CONTEXT)),
+    )
+    erasure.start()
+    assert erased_one.wait(timeout=30)
+    batch.start()
+    deadline = time.monotonic() + 30
+    while batch.is_alive() and not lock_waiters() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go_on.set()
+    erasure.join()
+    batch.join()
+
+    assert errors == []
+    assert [outcome.kind for outcome in answers["batch"]] == ["SUPERSEDED", "SUPERSEDED"]
+    assert sorted(MarketingConsent.objects.values_list("address", "state")) == sorted(
+        (erased_address(address), "REVOKED") for address in (first, second)
+    )
