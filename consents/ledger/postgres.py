@@ -57,15 +57,17 @@ STAGING_COLUMNS = {
 _CONSENT_ROW = ", ".join(f"o.{column}" for column in CONSENT_COLUMNS)
 
 
-# Erasure and the first write of an address (docs/privacy.md): each claims the address before it
-# reads, so that neither decides on a snapshot taken while the other is writing. Under READ
-# COMMITTED an erasure that finds no row locks nothing, and a write's statement cannot see a
-# tombstone committed after it began, nor does its INSERT … ON CONFLICT on the address conflict
-# with a tombstone (another key). So writers take a transaction-scoped advisory lock on the
-# address, shared (writers never wait for each other), an erasure takes it exclusive: whichever
-# comes second waits for the first to commit, then reads afresh (each statement of the merge
-# function has its own snapshot). Addresses share ADDRESS_LOCK_BUCKETS locks, so that a batch holds
-# at most that many, however large: a collision only makes an erasure wait for an unrelated write.
+# Erasure and a concurrent write of the same address (docs/privacy.md): each claims the address
+# before it reads, so that neither decides on a snapshot taken while the other is writing. Under
+# READ COMMITTED an erasure that finds no row locks nothing; a write's statement cannot see a
+# tombstone committed after it began (after waiting for the erasure's row lock, it no longer
+# finds the address's row, moved under the hash), and its INSERT … ON CONFLICT on the address
+# does not conflict with a tombstone, stored under another key. So writers take a
+# transaction-scoped advisory lock on the address, shared (writers never wait for each other),
+# an erasure takes it exclusive: whichever comes second waits for the first to commit, then
+# reads afresh (each statement of the merge function has its own snapshot). Addresses share
+# ADDRESS_LOCK_BUCKETS locks, so that a batch holds at most that many, however large: a
+# collision only makes an erasure wait for an unrelated write.
 ADDRESS_LOCK_CLASS = 0x636F6E73  # the first of the two advisory-lock keys: "cons"
 ADDRESS_LOCK_BUCKETS = 256
 
