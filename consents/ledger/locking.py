@@ -4,6 +4,7 @@ PostgreSQL, `consent_upsert` takes the one-statement path of `consents.ledger.po
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,7 +23,7 @@ from consents.ledger.changes import (
     announce,
     current_time,
 )
-from consents.ledger.postgres import upsert_in_one_statement
+from consents.ledger.postgres import claim_addresses, upsert_in_one_statement
 from consents.ledger.redaction import ERASED_EVENT_FIELDS, redact_events
 from consents.ledger.rules import (
     activity_order,
@@ -202,6 +203,9 @@ def consent_erase(*, type: str, address: str, context: ChangeContext) -> LedgerR
     the tombstone by the address's hash and treats it as that REVOKED consent."""
     address = normalize_address(type, address)
     erased = erased_address(address)
+    # Exclusive: a write of the address under way commits first, and one arriving waits for
+    # this erasure to commit (docs/privacy.md, "Erasure and concurrent writes").
+    claim_addresses({(type, address)}, exclusive=True)
     stored = {
         consent.address: consent
         for consent in MarketingConsent.objects.select_for_update().filter(
@@ -238,6 +242,18 @@ def consent_erase(*, type: str, address: str, context: ChangeContext) -> LedgerR
         **ERASED_EVENT_FIELDS,
     )
     return record(consent, EventKind.ERASED, previous_state, ConsentChange(), context)
+
+
+@transaction.atomic
+def consent_erase_all(
+    *, addresses: Collection[tuple[str, str]], context: ChangeContext
+) -> list[LedgerResult]:
+    """Erase several (type, address) pairs, a person's, in one transaction: their claims are
+    taken together first, in key order as a batch takes its own, so that the erasure and a
+    concurrent batch holding some of them cannot wait for each other."""
+    keys = [(type, normalize_address(type, address)) for type, address in addresses]
+    claim_addresses(set(keys), exclusive=True)
+    return [consent_erase(type=type, address=address, context=context) for type, address in keys]
 
 
 @transaction.atomic
@@ -348,6 +364,8 @@ def lock_in_order(
     spellings = stored_spellings(keys)
     rows = MarketingConsent.objects.filter(address__in={address for _, address in spellings})
     if lock:
+        # Before the read: an erasure of one of these addresses then commits first or waits.
+        claim_addresses(keys)
         rows = rows.select_for_update()
     return by_address(rows.order_by("type", "address"), spellings)
 

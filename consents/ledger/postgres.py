@@ -15,7 +15,7 @@ the Python path for it. `tests/consents/test_ledger_pg.py` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -55,6 +55,50 @@ STAGING_COLUMNS = {
     "request": "jsonb",
 }
 _CONSENT_ROW = ", ".join(f"o.{column}" for column in CONSENT_COLUMNS)
+
+
+# Erasure and a concurrent write of the same address (docs/privacy.md): each claims the address
+# before it reads, so that neither decides on a snapshot taken while the other is writing. Under
+# READ COMMITTED an erasure that finds no row locks nothing; a write's statement cannot see a
+# tombstone committed after it began (after waiting for the erasure's row lock, it no longer
+# finds the address's row, moved under the hash), and its INSERT … ON CONFLICT on the address
+# does not conflict with a tombstone, stored under another key. So writers take a
+# transaction-scoped advisory lock on the address, shared (writers never wait for each other),
+# an erasure takes it exclusive: whichever comes second waits for the first to commit, then
+# reads afresh (each statement of the merge function has its own snapshot). Addresses share
+# ADDRESS_LOCK_BUCKETS locks, so that a batch holds at most that many, however large: a
+# collision only makes an erasure wait for an unrelated write.
+ADDRESS_LOCK_CLASS = 0x636F6E73  # the first of the two advisory-lock keys: "cons"
+ADDRESS_LOCK_BUCKETS = 256
+
+
+def address_lock_key(type: str, address: str) -> str:
+    """The second advisory-lock key of an address, as SQL over the expressions `type` and
+    `address`."""
+    return f"hashtext({type} || ' ' || {address}) & {ADDRESS_LOCK_BUCKETS - 1}"
+
+
+def claimed(keys: str, *, exclusive: bool = False) -> str:
+    """What a SELECT (or, in the function, a PERFORM) claims: the addresses of the query `keys`
+    (columns `type`, `address`), in key order, so that claims of several cannot deadlock."""
+    lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    key = address_lock_key("type", "address")
+    return (
+        f"{lock}({ADDRESS_LOCK_CLASS}, key)"
+        f" FROM (SELECT DISTINCT {key} AS key FROM ({keys}) k ORDER BY 1) keys"
+    )
+
+
+def claim_addresses(keys: Collection[tuple[str, str]], *, exclusive: bool = False) -> None:
+    """Claim these addresses for the transaction: shared to write them, exclusive to erase one.
+    Nothing on SQLite, where a transaction that writes holds the whole database."""
+    if not keys or connection.vendor != "postgresql":
+        return
+    statement = "SELECT " + claimed(
+        "SELECT * FROM unnest(%s::text[], %s::text[]) AS k(type, address)", exclusive=exclusive
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [[key[0] for key in keys], [key[1] for key in keys]])
 
 
 # The ledger's rules in SQL, written once: the function `consent_merge`, which migrations install
@@ -231,11 +275,18 @@ def merge_function_body() -> str:
     # and kept them).
     one_item = MERGE_STATEMENT.replace("{input}", "SELECT ($1[1]).*")
     batch = MERGE_STATEMENT.replace("{input}", "SELECT * FROM consent_batch WHERE round = $9")
+    # The address claimed first, by a statement of its own: the merge's snapshot is then taken
+    # after an erasure of the address committed (one item: a simple expression, the cheapest).
+    item_key = address_lock_key("(items[1]).type", "(items[1]).address")
+    batch_keys = "SELECT type, address FROM consent_batch WHERE round = p_round"
     return (
         # The output columns are named as the table's: a name in the statement is a column.
         "#variable_conflict use_column\n"
-        f"BEGIN IF items IS NOT NULL THEN RETURN QUERY {one_item};\n"
+        "BEGIN IF items IS NOT NULL THEN\n"
+        f"PERFORM pg_advisory_xact_lock_shared({ADDRESS_LOCK_CLASS}, {item_key});\n"
+        f"RETURN QUERY {one_item};\n"
         "ELSE PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);\n"
+        f"PERFORM {claimed(batch_keys)};\n"
         f"RETURN QUERY EXECUTE $statement${batch}$statement$ USING items, p_now, p_door,"
         " p_actor, p_request_id, p_ip_address, p_user_agent, p_note, p_round;\nEND IF; END\n"
     )

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
-from consents.ledger import ChangeContext, consent_erase
+from consents.ledger import ChangeContext, consent_erase_all
 from consents.models import IdempotencyRecord, MarketingConsent
 from consents.privacy.models import Erasure
 from consents.privacy.person import Person
@@ -23,10 +23,8 @@ ERASED_NAME = "(erased)"
 @transaction.atomic
 def erase_person(person: Person, *, context: ChangeContext) -> Erasure:
     """Erase a person; `context.note` is the reason, recorded on the erasure and its events."""
-    consents = [
-        consent_erase(type=type, address=address, context=context).consent
-        for type, address in person.addresses
-    ]
+    erased = consent_erase_all(addresses=person.addresses, context=context)
+    consents = [result.consent for result in erased]
     members = list(Member.objects.select_for_update().filter(pk__in=[m.pk for m in person.members]))
     for member in members:
         member.email = member.phone = member.first_name = member.last_name = ""

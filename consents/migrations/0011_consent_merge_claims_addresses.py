@@ -1,0 +1,19 @@
+"""`consent_merge` claims each address before it merges, as erasure does (docs/privacy.md,
+"Erasure and concurrent writes"): the function of consents/ledger/postgres.py installed again."""
+
+from django.db import migrations
+
+from consents.ledger.postgres import install_merge_function
+
+
+def install(apps, schema_editor):
+    install_merge_function(schema_editor)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("consents", "0010_consent_merge_function"),
+    ]
+
+    # Going back leaves the function as it is: the claim is harmless to the code before it.
+    operations = [migrations.RunPython(install, migrations.RunPython.noop)]
