@@ -12,7 +12,7 @@ def install(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("consents", "0010_consent_merge_function"),
+        ("consents", "0011_consent_merge_claims_addresses"),
     ]
 
     operations = [migrations.RunPython(install, migrations.RunPython.noop)]
