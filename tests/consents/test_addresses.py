@@ -1,10 +1,21 @@
 """Address normalisation: one spelling per address."""
 
+import hashlib
+import hmac
+
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consents.addresses import mask_address, normalize_address, normalize_email, normalize_phone
+from consents.addresses import (
+    erased_address,
+    mask_address,
+    normalize_address,
+    normalize_email,
+    normalize_phone,
+)
 from consents.exceptions import InvalidAddress
 
 
@@ -73,6 +84,31 @@ def test_unknown_type_or_non_string_is_invalid(type_, raw):
         normalize_address(type_, raw)
 
 
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("root@localhost", "root@localhost"),
+        ("Ops@[192.0.2.1]", "ops@[192.0.2.1]"),
+        ("ops@[2001:DB8::1]", "ops@[2001:db8::1]"),
+    ],
+)
+def test_emails_at_a_host_or_an_ip_address(raw, normalized):
+    assert normalize_email(raw) == normalized
+
+
+@pytest.mark.parametrize("raw", ["ops@[192.0.2.300]", "ops@[2001:db8:::1]", "ops@[]"])
+def test_emails_at_no_ip_address_are_invalid(raw):
+    with pytest.raises(InvalidAddress):
+        normalize_email(raw)
+
+
+def test_the_tombstone_spelling_is_the_address_hmac_under_the_current_key(settings):
+    for key in ("first-key", "second-key", "first-key"):
+        settings.ERASURE_HASH_KEY = key
+        digest = hmac.new(key.encode(), b"jane@example.com", hashlib.sha256).hexdigest()
+        assert erased_address("jane@example.com") == f"erased:{digest}"
+
+
 def test_masks():
     assert mask_address("jane@example.com") == "j***@example.com"
     assert mask_address("+14155550100") == "+1******0100"
@@ -88,6 +124,24 @@ def test_normalising_an_email_twice_is_normalising_it_once(raw):
     except InvalidAddress:
         return
     assert normalize_email(once) == once
+
+
+@given(st.one_of(emails, st.text(alphabet="ab.-_+@[]:19 xn\u00e9", max_size=20)))
+def test_an_email_is_accepted_as_django_accepts_its_normalised_spelling(raw):
+    try:
+        normalized = normalize_email(raw)
+    except InvalidAddress:
+        local, at, domain = raw.strip().rpartition("@")
+        if at and local and domain:
+            try:
+                candidate = f"{local}@{domain.rstrip('.').encode('idna').decode()}".lower()
+            except UnicodeError:
+                return
+            if len(candidate) <= 254:
+                with pytest.raises(ValidationError):
+                    validate_email(candidate)
+        return
+    validate_email(normalized)
 
 
 subscriber = st.integers(min_value=2_000_000, max_value=9_999_999).map(str)
