@@ -35,4 +35,6 @@ def to_millisecond(value: datetime | None) -> datetime | None:
     """A date to the millisecond: the precision every door and export writes dates back with.
     Activity dates are kept at it, so a consent read and written back is a no-op, never an
     older activity that would be superseded."""
-    return value if value is None else value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if value is None or not value.microsecond % 1000:  # most are already (a copy costs)
+        return value
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)

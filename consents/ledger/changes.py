@@ -239,12 +239,10 @@ class ConsentChange:
 
     def activity_date(self) -> datetime | None:
         """The date of the activity that justifies this change, if the request gave one."""
-        if self.state in STATES_NEEDING_CONFIRMATION:
-            activities = [self.confirmation]
-        elif self.state == ConsentState.REVOKED:
-            activities = [self.revoke]
-        else:
-            activities = [self.confirmation, self.revoke]
+        if self.state in STATES_NEEDING_CONFIRMATION or self.state == ConsentState.REVOKED:
+            activity = self.revoke if self.state == ConsentState.REVOKED else self.confirmation
+            return activity.updated_date if activity else None
+        activities = (self.confirmation, self.revoke)
         return max((a.updated_date for a in activities if a and a.updated_date), default=None)
 
     def primary_activity(self) -> ConfirmationActivity | RevokeActivity | None:
