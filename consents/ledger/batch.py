@@ -29,7 +29,13 @@ from consents.ledger.changes import (
     current_time,
 )
 from consents.ledger.locking import apply_locked, consent_upsert, lock_in_order, locked
-from consents.ledger.postgres import result_of, staging_row, to_json, upsert_many_in_sql
+from consents.ledger.postgres import (
+    result_of,
+    staging_copy_data,
+    staging_row,
+    to_json,
+    upsert_many_in_sql,
+)
 from consents.ledger.rules import as_asked, decide, event_for, new_consent
 from consents.models import ConsentEvent, ConsentState, EventKind, MarketingConsent
 
@@ -143,13 +149,16 @@ class PreparedBatch:
     outcomes: list[Any]  # each refused item's error in its place
     accepted: list[tuple[int, tuple[str, str], ConsentChange]]
     staging_rows: list[tuple] | None  # for the set-based path; None when it will not be taken
+    copy_data: bytearray | None = None  # `staging_copy_data(staging_rows)`, if formatted yet
 
 
 def prepare_batch(items: Sequence[BatchItem], *, dry_run: bool = False) -> PreparedBatch:
     """Validate and normalise a batch for `consent_upsert_many`, without touching the database."""
     outcomes, accepted = _accept(items)
-    in_sql = not dry_run and connection.vendor == "postgresql"
-    return PreparedBatch(outcomes, accepted, _staging_rows(accepted) if in_sql else None)
+    if dry_run or connection.vendor != "postgresql":
+        return PreparedBatch(outcomes, accepted, None)
+    rows = _staging_rows(accepted)
+    return PreparedBatch(outcomes, accepted, rows, staging_copy_data(rows))
 
 
 def consent_upsert_many(
@@ -177,7 +186,9 @@ def consent_upsert_many(
         ]
     rows = batch.staging_rows if batch.staging_rows is not None else _staging_rows(accepted)
     with transaction.atomic():
-        return _merge_accepted(outcomes, accepted, rows, context, consents=False)
+        return _merge_accepted(
+            outcomes, accepted, rows, context, consents=False, copy_data=batch.copy_data
+        )
 
 
 def _merge_accepted(
@@ -187,10 +198,13 @@ def _merge_accepted(
     context: ChangeContext,
     *,
     consents: bool,
+    copy_data: bytearray | None = None,
 ) -> list[Any]:
     """Merge a batch in SQL; each item's outcome, or with `consents` its `LedgerResult`."""
     now = current_time()
-    merged = upsert_many_in_sql(rows, context=context, now=now, consents=consents)
+    merged = upsert_many_in_sql(
+        rows, context=context, now=now, consents=consents, copy_data=copy_data
+    )
     announce(answer[0] for answer in merged.values())
     for index, key, change in accepted:
         if index not in merged:

@@ -58,16 +58,23 @@ def split_batch(batch: PreparedBatch, parts: int) -> list[PreparedBatch]:
     across runs and processes); each keeps its items' places in the whole batch."""
     accepted: list[list] = [[] for _ in range(parts)]
     staging: list[list] = [[] for _ in range(parts)]
+    copied: list[list] = [[] for _ in range(parts)]
     rows = batch.staging_rows or [None] * len(batch.accepted)
-    for item, row in zip(batch.accepted, rows, strict=True):
+    # A staged row's COPY data is one line: its text escapes line breaks.
+    lines = batch.copy_data.split(b"\n")[:-1] if batch.copy_data is not None else rows
+    for item, row, line in zip(batch.accepted, rows, lines, strict=True):
         part = zlib.crc32(item[1][1].encode()) % parts
         accepted[part].append(item)
         staging[part].append(row)
+        copied[part].append(line)
     return [
         PreparedBatch(
             [None] * len(batch.outcomes),
             accepted[part],
             staging[part] if batch.staging_rows is not None else None,
+            bytearray(b"".join(line + b"\n" for line in copied[part]))
+            if batch.copy_data is not None
+            else None,
         )
         for part in range(parts)
     ]

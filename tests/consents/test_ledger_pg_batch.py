@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg.copy import LibpqWriter
 
 from consents.ledger import (
     BatchItem,
@@ -19,10 +20,13 @@ from consents.ledger import (
     ConfirmationActivity,
     ConsentChange,
     Outcome,
+    RevokeActivity,
     consent_upsert_batch,
     consent_upsert_many,
 )
-from consents.ledger.batch import upsert_batch_in_python
+from consents.ledger.batch import prepare_batch, upsert_batch_in_python
+from consents.ledger.postgres import COPY_STAGING_SQL, CREATE_STAGING_SQL, staging_copy_data
+from consents.ledger.sessions import split_batch
 from consents.models import ConsentEvent, MarketingConsent
 from tests.consents.test_ledger_pg import CLOCK, CONSENT_FIELDS, EVENT_FIELDS, changes, outcome
 
@@ -186,3 +190,42 @@ def test_an_address_created_by_a_concurrent_writer_meanwhile_is_merged_in_order(
         .order_by("id")
         .values_list("kind", "revision")
     ) == [("SUPERSEDED", 1), ("UPDATED", 2)]
+
+
+@pytest.mark.django_db
+def test_a_batchs_copy_data_is_what_psycopg_sends_for_its_rows_and_splits_by_row():
+    """The staging data a bulk command formats beforehand must be what `Copy.write_row` sends."""
+    date = datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    changes = [
+        ConsentChange(state="NEVER_CONFIRMED"),
+        ConsentChange(
+            state="CONFIRMED",
+            confirmation=ConfirmationActivity(
+                source="FORM", description='tab\there\nline "q" \\ é', updated_date=date
+            ),
+            extended_fields={"namespaces": {"n": ["\t\n\\", 1.5, None]}},
+        ),
+        ConsentChange(state="REVOKED", revoke=RevokeActivity(description="\r", updated_date=date)),
+    ]
+    items = [
+        BatchItem("EMAIL", f"row{n}@example.com", change) for n, change in enumerate(changes * 4)
+    ]
+    batch = prepare_batch(items)
+    sent = bytearray()
+
+    class Capture(LibpqWriter):
+        def write(self, data):
+            sent.extend(data)
+            super().write(data)
+
+    with connection.cursor() as cursor:
+        cursor.execute(CREATE_STAGING_SQL)
+        raw = cursor.cursor
+        with raw.copy(COPY_STAGING_SQL, writer=Capture(raw)) as copy:
+            for row in batch.staging_rows:
+                copy.write_row(row)
+    assert batch.copy_data == sent
+    parts = split_batch(batch, 3)
+    assert sum(len(part.accepted) for part in parts) == len(items)
+    for part in parts:
+        assert part.copy_data == staging_copy_data(part.staging_rows)
