@@ -1,6 +1,7 @@
 """Load benchmark: the service as production runs it (`make serve`) on PostgreSQL, loaded with wrk.
 
     python bench/load.py [--duration 10] [--connections 4,16,64] [--workers 2]
+                          [--gunicorn-args ARGS]
 
 It creates a fresh PostgreSQL database, starts `make serve` on it (BIND, WEB_CONCURRENCY), and
 for each scenario and concurrency runs wrk for a fixed time, printing requests/s, p50 and p99
@@ -88,6 +89,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database", default="consentsite_load")
     parser.add_argument("--scenarios", default="upsert,put,get-by,minimal")
+    parser.add_argument(
+        "--gunicorn-args",
+        default="",
+        help="more gunicorn options, to compare with the production settings "
+        "(e.g. '--worker-class gthread --threads 1')",
+    )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
 
@@ -106,7 +113,7 @@ def main() -> None:
         # The service's settings plus the minimal view's route.
         "DJANGO_SETTINGS_MODULE": "minimal_settings",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
-        "GUNICORN_CMD_ARGS": "--log-level warning",
+        "GUNICORN_CMD_ARGS": f"--log-level warning {args.gunicorn_args}",
     }
     server = subprocess.Popen(["make", "-s", "serve"], env=served, cwd=ROOT, start_new_session=True)
     try:
