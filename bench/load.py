@@ -1,10 +1,14 @@
 """Load benchmark: the service as production runs it (`make serve`) on PostgreSQL, loaded with wrk.
 
     python bench/load.py [--duration 10] [--connections 4,16,64] [--workers 2]
+                          [--gunicorn-args ARGS]
 
 It creates a fresh PostgreSQL database, starts `make serve` on it (BIND, WEB_CONCURRENCY), and
 for each scenario and concurrency runs wrk for a fixed time, printing requests/s, p50 and p99
-latency and errors:
+latency, errors, and the CPU time each request cost the server's processes (app: gunicorn's
+master and workers), the database's server processes (db) and wrk itself (wrk), read from /proc
+around the run, after a 1 s warm-up: a figure that other work on the machine changes much less
+than requests/s. The scenarios:
   upsert   POST /marketing-consent/v1/marketing-consent/upsert, a new address per request
   put      PUT  /client/users/<correlation id>/profile/marketing-subscription, alternating
   get-by   GET  /marketing-consent/v1/marketing-consent/get-by over stored consents
@@ -85,6 +89,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database", default="consentsite_load")
     parser.add_argument("--scenarios", default="upsert,put,get-by,minimal")
+    parser.add_argument(
+        "--gunicorn-args",
+        default="",
+        help="more gunicorn options, to compare with the production settings "
+        "(e.g. '--worker-class gthread --threads 1')",
+    )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
 
@@ -103,7 +113,7 @@ def main() -> None:
         # The service's settings plus the minimal view's route.
         "DJANGO_SETTINGS_MODULE": "minimal_settings",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
-        "GUNICORN_CMD_ARGS": "--log-level warning",
+        "GUNICORN_CMD_ARGS": f"--log-level warning {args.gunicorn_args}",
     }
     server = subprocess.Popen(["make", "-s", "serve"], env=served, cwd=ROOT, start_new_session=True)
     try:
@@ -115,17 +125,27 @@ def main() -> None:
             "minimal": MINIMAL_LUA,
         }
         print(f"{'scenario':<8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'errors':>7} {'floor/s':>9} {'ratio':>6}")  # fmt: skip
+              f"{'errors':>7} {'CPU ms/request: app':>20} {'db':>6} {'wrk':>6} "
+              f"{'floor/s':>9} {'ratio':>6}")  # fmt: skip
         rps = {}
         for name in args.scenarios.split(","):
             lua = scenarios[name]
             for conns in connections:
+                # A short warm-up: every worker connected, its statements prepared.
+                run_wrk(lua, key, args.port, conns, 1)
+                app = processes_of(server.pid)
+                backends = database_backends(database_url)
+                app_cpu, db_cpu = cpu_seconds(app), cpu_seconds(backends)
                 result = run_wrk(lua, key, args.port, conns, args.duration)
+                per_request = 1000 / result["requests"]
+                app_cpu = (cpu_seconds(app) - app_cpu) * per_request
+                db_cpu = (cpu_seconds(backends) - db_cpu) * per_request
                 rps[name, conns] = result["rps"]
                 floor = raw_floor(name, database_url, conns, args.duration)
                 print(
                     f"{name:<8} {conns:>5} {result['rps']:>9.0f} {result['p50']:>8.1f} "
-                    f"{result['p99']:>8.1f} {result['errors']:>7} "
+                    f"{result['p99']:>8.1f} {result['errors']:>7} {app_cpu:>20.3f} "
+                    f"{db_cpu:>6.3f} {result['wrk_cpu'] * per_request:>6.3f} "
                     + (f"{floor:>9.0f} {result['rps'] / floor:>6.2f}" if floor else ""),
                     flush=True,
                 )
@@ -188,7 +208,7 @@ def run_wrk(lua: str, key: str, port: int, connections: int, duration: int) -> d
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     threads = min(connections, 2)
-    output = subprocess.run(
+    wrk = subprocess.Popen(
         [
             "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
             "-s", script.name,
@@ -196,11 +216,15 @@ def run_wrk(lua: str, key: str, port: int, connections: int, duration: int) -> d
             "-H", "Content-Type: application/json",
             f"http://127.0.0.1:{port}",
         ],
-        check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-    ).stdout  # fmt: skip
+    )  # fmt: skip
+    output = wrk.stdout.read()
+    _, status, usage = os.wait4(wrk.pid, 0)  # wait4 for wrk's own CPU time
+    wrk.returncode = os.waitstatus_to_exitcode(status)
     os.unlink(script.name)
+    if wrk.returncode:
+        raise SystemExit(f"wrk failed ({wrk.returncode}):\n{output}")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
@@ -213,7 +237,44 @@ def run_wrk(lua: str, key: str, port: int, connections: int, duration: int) -> d
         "p50": latency_ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),
         "p99": latency_ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),
         "errors": errors,
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "wrk_cpu": usage.ru_utime + usage.ru_stime,
     }
+
+
+def processes_of(pid: int) -> list[int]:
+    """The process and its descendants (`make serve`: gunicorn's master and its workers)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        children = subprocess.run(["pgrep", "-P", str(current)], capture_output=True, text=True)
+        pending += [int(child) for child in children.stdout.split()]
+    return found
+
+
+def database_backends(database_url: str) -> list[int]:
+    """The server processes of the clients connected to the benchmark's database."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """The user and system CPU time the processes have used so far (from /proc; a process that
+    has ended counts nothing)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def latency_ms(text: str) -> float:

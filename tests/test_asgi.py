@@ -20,7 +20,7 @@ REQUESTS = 20
 # consentsite.asgi's application, one after another as a server would (each in its own task),
 # and prints the database's other connections before and after them.
 DRIVER = """
-import asyncio, json, sys
+import asyncio, json, sys, time
 import psycopg
 from consentsite.asgi import application
 from django.db import connection
@@ -34,8 +34,9 @@ def others():
         return probe.execute(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            # Clients only: an autovacuum worker may visit the database at any time.
-            " AND backend_type = 'client backend'"
+            # This process's connections only (PGAPPNAME names them): another test's server
+            # may still be closing its own, and an autovacuum worker may visit at any time.
+            " AND application_name = 'asgi-driver'"
         ).fetchone()[0]
 
 async def request():
@@ -59,7 +60,14 @@ async def request():
 
 before = others()
 statuses = [asyncio.run(request()) for _ in range(requests)]
-print(json.dumps({"before": before, "after": others(), "statuses": statuses}))
+# A closed connection's server process may take a moment to leave pg_stat_activity; a leaked one
+# stays open as long as this process lives, so waiting a little cannot hide a leak.
+deadline = time.monotonic() + 5
+after = others()
+while after > before and time.monotonic() < deadline:
+    time.sleep(0.05)
+    after = others()
+print(json.dumps({"before": before, "after": after, "statuses": statuses}))
 """
 
 
@@ -74,6 +82,7 @@ def test_asgi_requests_leave_no_database_connection_behind(tmp_path):
         ),
         "DATABASE_CONN_MAX_AGE": "60",
         "PATH": "/usr/bin:/bin",
+        "PGAPPNAME": "asgi-driver",
     }
 
     done = subprocess.run(
