@@ -149,7 +149,7 @@ class PreparedBatch:
     outcomes: list[Any]  # each refused item's error in its place
     accepted: list[tuple[int, tuple[str, str], ConsentChange]]
     staging_rows: list[tuple] | None  # for the set-based path; None when it will not be taken
-    copy_data: bytearray | None = None  # `staging_copy_data(staging_rows)`, if formatted yet
+    copy_data: bytearray | None = None  # `staging_copy_data(staging_rows)`, if made beforehand
 
 
 def prepare_batch(items: Sequence[BatchItem], *, dry_run: bool = False) -> PreparedBatch:

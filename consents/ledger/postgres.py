@@ -44,7 +44,7 @@ to_json = _ENCODER.encode
 
 
 def _json_value(value: object) -> str:
-    """A value of an activity as `to_json` writes it."""
+    """A value of a change as `to_json` writes it."""
     if isinstance(value, str):
         return encode_basestring_ascii(value)
     if isinstance(value, datetime):
@@ -56,7 +56,7 @@ def change_json(change: ConsentChange) -> str:
     """`to_json(change.as_json())`, the change as its event records it, written out: it runs
     for every staged row, and the general encoder's set-up and its call back for each date
     cost more than the rest of the row (docs/performance.md). Tested to give the same text."""
-    parts = [] if change.state is None else [f'"state": {encode_basestring_ascii(change.state)}']
+    parts = [] if change.state is None else [f'"state": {_json_value(change.state)}']
     for name, activity in ((CONFIRMATION, change.confirmation), (REVOKE, change.revoke)):
         if activity is not None:
             fields = ", ".join(
