@@ -37,7 +37,7 @@ import urllib.request
 import uuid
 
 import psycopg
-from common import ROOT, fresh_database, manage
+from common import ROOT, cpu_seconds, fresh_database, manage, process_group
 
 SESSIONS = 200
 STORED_CONSENTS = 1000
@@ -133,7 +133,7 @@ def main() -> None:
             for conns in connections:
                 # A short warm-up: every worker connected, its statements prepared.
                 run_wrk(lua, key, args.port, conns, 1)
-                app = processes_of(server.pid)
+                app = process_group(server.pid)  # make, gunicorn's master and workers
                 backends = database_backends(database_url)
                 app_cpu, db_cpu = cpu_seconds(app), cpu_seconds(backends)
                 result = run_wrk(lua, key, args.port, conns, args.duration)
@@ -242,17 +242,6 @@ def run_wrk(lua: str, key: str, port: int, connections: int, duration: int) -> d
     }
 
 
-def processes_of(pid: int) -> list[int]:
-    """The process and its descendants (`make serve`: gunicorn's master and its workers)."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        children = subprocess.run(["pgrep", "-P", str(current)], capture_output=True, text=True)
-        pending += [int(child) for child in children.stdout.split()]
-    return found
-
-
 def database_backends(database_url: str) -> list[int]:
     """The server processes of the clients connected to the benchmark's database."""
     with psycopg.connect(database_url) as conn:
@@ -261,20 +250,6 @@ def database_backends(database_url: str) -> list[int]:
             " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
         ).fetchall()
     return [pid for (pid,) in rows]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """The user and system CPU time the processes have used so far (from /proc; a process that
-    has ended counts nothing)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def latency_ms(text: str) -> float:

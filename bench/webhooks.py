@@ -30,35 +30,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from common import PYTHON, ROOT, fresh_database, manage
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time used so far by these processes (Linux), their threads included;
-    a process that has exited counts as zero."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def process_group(pgid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
-                continue
-            if int(fields[2]) == pgid:
-                pids.append(int(entry))
-    return pids
+from common import PYTHON, ROOT, cpu_seconds, fresh_database, manage, process_group
 
 
 def database_backends() -> list[int]:
