@@ -44,15 +44,21 @@ def manage(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Comp
 def cpu_seconds(pids: list[int]) -> float:
     """User and system CPU time used so far by these processes (Linux), their threads included;
     a process that has exited counts as zero."""
-    total = 0
+    return sum(cpu_times(pids))
+
+
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU time, apart, used so far by these processes (see cpu_seconds)."""
+    user = system = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime
+    ticks = os.sysconf("SC_CLK_TCK")
+    return user / ticks, system / ticks
 
 
 def database_backends(conn: psycopg.Connection) -> list[int]:

@@ -22,6 +22,7 @@ packages and is installed if missing; pgbench comes with PostgreSQL.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -35,6 +36,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 from common import ROOT, cpu_seconds, database_backends, fresh_database, manage, process_group
@@ -80,6 +82,14 @@ function request()
 end
 """
 
+# Each scenario's wrk script.
+SCENARIOS = {
+    "upsert": UPSERT_LUA,
+    "put": PUT_LUA % {"sessions": SESSIONS},
+    "get-by": GET_BY_LUA % {"consents": STORED_CONSENTS},
+    "minimal": MINIMAL_LUA,
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -99,37 +109,17 @@ def main() -> None:
     connections = [int(c) for c in args.connections.split(",")]
 
     ensure_wrk()
-    database_url, env = fresh_database(args.database)
-    # The throttle stays on (its count is part of every request's cost) but never refuses.
-    env["API_KEY_THROTTLE_RATE"] = "100000000/min"
-    created = manage("create_api_key", "load-test", "-v0", env=env, capture_output=True, text=True)
-    key = created.stdout.strip().splitlines()[-1]
-    manage("shell", "-v0", "-c", seed_script(), env=env)
-
-    served = {
-        **env,
-        "BIND": f"127.0.0.1:{args.port}",
-        "WEB_CONCURRENCY": str(args.workers),
-        # The service's settings plus the minimal view's route.
-        "DJANGO_SETTINGS_MODULE": "minimal_settings",
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
-        "GUNICORN_CMD_ARGS": f"--log-level warning {args.gunicorn_args}",
-    }
-    server = subprocess.Popen(["make", "-s", "serve"], env=served, cwd=ROOT, start_new_session=True)
-    try:
-        wait_for(f"http://127.0.0.1:{args.port}/healthz")
-        scenarios = {
-            "upsert": UPSERT_LUA,
-            "put": PUT_LUA % {"sessions": SESSIONS},
-            "get-by": GET_BY_LUA % {"consents": STORED_CONSENTS},
-            "minimal": MINIMAL_LUA,
-        }
+    with serving(args.database, args.port, args.workers, args.gunicorn_args) as (
+        server,
+        database_url,
+        key,
+    ):
         print(f"{'scenario':<8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'errors':>7} {'CPU ms/request: app':>20} {'db':>6} {'wrk':>6} "
               f"{'floor/s':>9} {'ratio':>6}")  # fmt: skip
         rps = {}
         for name in args.scenarios.split(","):
-            lua = scenarios[name]
+            lua = SCENARIOS[name]
             for conns in connections:
                 # A short warm-up: every worker connected, its statements prepared.
                 run_wrk(lua, key, args.port, conns, 1)
@@ -159,6 +149,33 @@ def main() -> None:
             if ("get-by", conns) in rps and ("minimal", conns) in rps:
                 ratio = rps["get-by", conns] / rps["minimal", conns]
                 print(f"get-by ÷ minimal view at {conns} connections: {ratio:.2f}")
+
+
+@contextlib.contextmanager
+def serving(
+    database: str, port: int, workers: int, gunicorn_args: str = ""
+) -> Iterator[tuple[subprocess.Popen, str, str]]:
+    """`make serve` on a fresh, seeded database, with the minimal view's route; yields the server
+    (`make`, in a process group of its own), the database's URL and an API key."""
+    database_url, env = fresh_database(database)
+    # The throttle stays on (its count is part of every request's cost) but never refuses.
+    env["API_KEY_THROTTLE_RATE"] = "100000000/min"
+    created = manage("create_api_key", "load-test", "-v0", env=env, capture_output=True, text=True)
+    key = created.stdout.strip().splitlines()[-1]
+    manage("shell", "-v0", "-c", seed_script(), env=env)
+    served = {
+        **env,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+        # The service's settings plus the minimal view's route.
+        "DJANGO_SETTINGS_MODULE": "minimal_settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
+        "GUNICORN_CMD_ARGS": f"--log-level warning {gunicorn_args}",
+    }
+    server = subprocess.Popen(["make", "-s", "serve"], env=served, cwd=ROOT, start_new_session=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz")
+        yield server, database_url, key
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

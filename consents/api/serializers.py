@@ -34,8 +34,13 @@ MAX_EXTENDED_FIELDS_BYTES = 16 * 1024
 UPDATABLE_PATHS = ("state", "lastConfirmationActivity", "lastRevokeActivity", "extendedFields")
 
 
+SNAKE_CASE_PART = re.compile(r"_([a-z])")
+
+
 def camel_case(name: str) -> str:
-    return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), name)
+    if "_" not in name:  # already camelCase, as nearly every key a client sends
+        return name
+    return SNAKE_CASE_PART.sub(lambda match: match.group(1).upper(), name)
 
 
 class ContractSerializer(Serializer):
@@ -43,11 +48,15 @@ class ContractSerializer(Serializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            data = {
-                camel_case(key) if camel_case(key) in self.fields else key: value
-                for key, value in data.items()
-            }
+            fields = self.fields
+            data = {field_key(key, fields): value for key, value in data.items()}
         return super().to_internal_value(data)
+
+
+def field_key(key: str, fields: dict[str, Any]) -> str:
+    """The field a body's key names: its camelCase spelling when that is a field, else itself."""
+    camel = camel_case(key)
+    return camel if camel in fields else key
 
 
 class ApiDateTimeField(serializers.DateTimeField):
