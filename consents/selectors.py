@@ -23,6 +23,7 @@ from consents.models import (
     CONSENT_COLUMNS,
     ConsentEvent,
     ConsentState,
+    ConsentType,
     Door,
     EventKind,
     MarketingConsent,
@@ -160,6 +161,27 @@ def consents_after(events: Sequence[ConsentEvent]) -> dict[int, MarketingConsent
             consent = consent_as_recorded(event)
         after[event.id] = consent
     return after
+
+
+def consents_not_erased(
+    *, state: str | None = None, type: str | None = None
+) -> QuerySet[MarketingConsent]:
+    """Every consent but the erased addresses' tombstones (of `state` and of `type` when given),
+    ordered by type and address: a queryset, for a door to count and walk (`iterator()`, or
+    `consents.batches.keyset_batches`, which orders by id). No query until it is evaluated."""
+    consents = MarketingConsent.objects.not_erased().order_by("type", "address")
+    if state:
+        consents = consents.filter(state=state)
+    if type:
+        consents = consents.filter(type=type)
+    return consents
+
+
+def email_consents_at_domain(domain: str) -> QuerySet[MarketingConsent]:
+    """The email consents whose address is at `domain`, a normalised domain (exactly it, not its
+    subdomains). Compared without regard to case, so that a row stored in a legacy spelling is
+    found too (a door reports it rather than miss it). A queryset; no query until evaluated."""
+    return MarketingConsent.objects.filter(type=ConsentType.EMAIL, address__iendswith=f"@{domain}")
 
 
 @dataclass(frozen=True)

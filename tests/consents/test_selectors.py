@@ -33,7 +33,9 @@ from consents.selectors import (
     consent_of_address,
     consent_statuses,
     consents_after,
+    consents_not_erased,
     consents_page,
+    email_consents_at_domain,
     shown_consent,
     sms_message_event,
 )
@@ -360,6 +362,66 @@ def test_an_erased_persons_event_keeps_its_activity():
     assert after[confirmed.event.id].revoke_date is None
     assert after[revoked.event.id].revoke_date == SIGNED_UP + timedelta(days=1)
     assert after[revoked.event.id].confirmation_date is None
+
+
+# --- lists of consents: the bulk commands' reads ----------------------------------------------
+
+
+def test_consents_not_erased_are_every_consent_but_tombstones_by_type_and_address(
+    django_assert_num_queries,
+):
+    phone = MarketingConsentFactory(type="PHONE", address=PHONE)
+    zed = MarketingConsentFactory(address="zed@example.com", state="REVOKED", revoke_date=SIGNED_UP)
+    ada = MarketingConsentFactory(address=ADDRESS, state="PENDING")
+    MarketingConsentFactory(
+        address=erased_address("bob@example.com"), state="REVOKED", revoke_date=SIGNED_UP
+    )
+
+    with django_assert_num_queries(1):
+        assert list(consents_not_erased()) == [ada, zed, phone]
+    with django_assert_num_queries(1):
+        assert consents_not_erased().count() == 3
+
+
+@pytest.mark.parametrize(
+    ("state", "type", "expected"),
+    [
+        ("REVOKED", None, ["zed"]),
+        (None, "PHONE", ["phone"]),
+        ("CONFIRMED", "PHONE", ["phone"]),
+        ("CONFIRMED", "EMAIL", []),
+        ("", "", ["ada", "zed", "phone"]),  # an option left empty filters nothing
+    ],
+)
+def test_consents_not_erased_of_a_state_and_a_type(state, type, expected):
+    made = {
+        "phone": MarketingConsentFactory(type="PHONE", address=PHONE),
+        "zed": MarketingConsentFactory(
+            address="zed@example.com", state="REVOKED", revoke_date=SIGNED_UP
+        ),
+        "ada": MarketingConsentFactory(address=ADDRESS, state="PENDING"),
+    }
+
+    assert list(consents_not_erased(state=state, type=type)) == [made[name] for name in expected]
+
+
+def test_email_consents_at_a_domain_are_exactly_that_domain_in_any_case(
+    django_assert_num_queries,
+):
+    at_domain = MarketingConsentFactory(address="ada@example.com")
+    legacy = MarketingConsentFactory(address="Bob@EXAMPLE.com")
+    MarketingConsentFactory(address="eve@mail.example.com")  # a subdomain
+    MarketingConsentFactory(address="mallory@notexample.com")
+    MarketingConsentFactory(address="ada@example.com.evil")
+    MarketingConsentFactory(type="PHONE", address="x@example.com")  # another type's
+    MarketingConsentFactory(
+        address=erased_address("carol@example.com"), state="REVOKED", revoke_date=SIGNED_UP
+    )
+
+    with django_assert_num_queries(1):
+        found = set(email_consents_at_domain("example.com"))
+
+    assert found == {at_domain, legacy}
 
 
 # --- the consent API's query: a page by keyset position ----------------------------------------
