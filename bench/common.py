@@ -61,6 +61,16 @@ def cpu_times(pids: list[int]) -> tuple[float, float]:
     return user / ticks, system / ticks
 
 
+def database_backends(conn: psycopg.Connection) -> list[int]:
+    """The server processes of the clients connected to the database of `conn`, other than
+    `conn`'s own."""
+    rows = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return [pid for (pid,) in rows]
+
+
 def process_group(pgid: int) -> list[int]:
     """The processes of a process group (a server started in a session of its own)."""
     pids = []

@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Iterator
 
 import psycopg
-from common import ROOT, cpu_seconds, fresh_database, manage, process_group
+from common import ROOT, cpu_seconds, database_backends, fresh_database, manage, process_group
 
 SESSIONS = 200
 STORED_CONSENTS = 1000
@@ -124,7 +124,8 @@ def main() -> None:
                 # A short warm-up: every worker connected, its statements prepared.
                 run_wrk(lua, key, args.port, conns, 1)
                 app = process_group(server.pid)  # make, gunicorn's master and workers
-                backends = database_backends(database_url)
+                with psycopg.connect(database_url) as conn:
+                    backends = database_backends(conn)
                 app_cpu, db_cpu = cpu_seconds(app), cpu_seconds(backends)
                 result = run_wrk(lua, key, args.port, conns, args.duration)
                 per_request = 1000 / result["requests"]
@@ -263,16 +264,6 @@ def run_wrk(lua: str, key: str, port: int, connections: int, duration: int) -> d
         "requests": int(re.search(r"(\d+) requests in", output).group(1)),
         "wrk_cpu": usage.ru_utime + usage.ru_stime,
     }
-
-
-def database_backends(database_url: str) -> list[int]:
-    """The server processes of the clients connected to the benchmark's database."""
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return [pid for (pid,) in rows]
 
 
 def latency_ms(text: str) -> float:

@@ -30,18 +30,15 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from common import PYTHON, ROOT, cpu_seconds, fresh_database, manage, process_group
-
-
-def database_backends() -> list[int]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-        return [row[0] for row in cursor.fetchall()]
+from common import (
+    PYTHON,
+    ROOT,
+    cpu_seconds,
+    database_backends,
+    fresh_database,
+    manage,
+    process_group,
+)
 
 
 class Receiver:
@@ -195,11 +192,13 @@ def main() -> None:
     writers_cpu = time.process_time()
     # The database's server processes serving this database: CPU as last seen, as a process
     # that exits (a closed connection) takes its count with it.
-    backends_first = {pid: cpu_seconds([pid]) for pid in database_backends()}
+    connection.ensure_connection()  # this thread's, which lists them
+    listed_by = connection.connection
+    backends_first = {pid: cpu_seconds([pid]) for pid in database_backends(listed_by)}
     backends_last = dict(backends_first)
 
     def sample_backends() -> None:
-        for pid in database_backends():
+        for pid in database_backends(listed_by):
             backends_first.setdefault(pid, 0.0)  # opened since the start
             backends_last[pid] = max(backends_last.get(pid, 0.0), cpu_seconds([pid]))
 

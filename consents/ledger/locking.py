@@ -202,10 +202,16 @@ def consent_erase(*, type: str, address: str, context: ChangeContext) -> LedgerR
     so that an older opt-in arriving later cannot subscribe it (rule 7). Every door then finds
     the tombstone by the address's hash and treats it as that REVOKED consent."""
     address = normalize_address(type, address)
-    erased = erased_address(address)
     # Exclusive: a write of the address under way commits first, and one arriving waits for
     # this erasure to commit (docs/privacy.md, "Erasure and concurrent writes").
     claim_addresses({(type, address)}, exclusive=True)
+    return erase_claimed(type, address, context)
+
+
+def erase_claimed(type: str, address: str, context: ChangeContext) -> LedgerResult:
+    """`consent_erase` of a normalised address, in a transaction that has claimed it
+    exclusively already."""
+    erased = erased_address(address)
     stored = {
         consent.address: consent
         for consent in MarketingConsent.objects.select_for_update().filter(
@@ -253,7 +259,7 @@ def consent_erase_all(
     concurrent batch holding some of them cannot wait for each other."""
     keys = [(type, normalize_address(type, address)) for type, address in addresses]
     claim_addresses(set(keys), exclusive=True)
-    return [consent_erase(type=type, address=address, context=context) for type, address in keys]
+    return [erase_claimed(type, address, context) for type, address in keys]
 
 
 @transaction.atomic

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, connections
@@ -37,6 +37,9 @@ from consents.ledger.changes import (
 from consents.ledger.rules import as_asked, event_for
 from consents.models import CONSENT_COLUMNS, ConsentEvent, MarketingConsent
 from consentsite.rows import from_row
+
+if TYPE_CHECKING:
+    from django.db.migrations.state import StateApps
 
 # One encoder for every statement: `json.dumps(cls=…)` would build a new one per call.
 _ENCODER = DjangoJSONEncoder()
@@ -373,7 +376,18 @@ def reinstall_merge_function_if_changed(*, using: str, **kwargs: object) -> None
             install_merge_function(schema_editor)
 
 
-def uninstall_merge_function(schema_editor: BaseDatabaseSchemaEditor) -> None:
+def install_merge_function_in_migration(
+    apps: StateApps, schema_editor: BaseDatabaseSchemaEditor
+) -> None:
+    """`install_merge_function` as a migration's `RunPython` calls it."""
+    install_merge_function(schema_editor)
+
+
+def uninstall_merge_function_in_migration(
+    apps: StateApps, schema_editor: BaseDatabaseSchemaEditor
+) -> None:
+    """Drop `consent_merge` and its input type, as a migration's `RunPython` calls it (the
+    reverse of the migration that first installs them). Nothing on SQLite."""
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute("DROP FUNCTION IF EXISTS consent_merge")
         schema_editor.execute("DROP TYPE IF EXISTS consent_merge_item")

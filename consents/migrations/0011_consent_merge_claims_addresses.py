@@ -3,11 +3,7 @@
 
 from django.db import migrations
 
-from consents.ledger.postgres import install_merge_function
-
-
-def install(apps, schema_editor):
-    install_merge_function(schema_editor)
+from consents.ledger.postgres import install_merge_function_in_migration
 
 
 class Migration(migrations.Migration):
@@ -16,4 +12,6 @@ class Migration(migrations.Migration):
     ]
 
     # Going back leaves the function as it is: the claim is harmless to the code before it.
-    operations = [migrations.RunPython(install, migrations.RunPython.noop)]
+    operations = [
+        migrations.RunPython(install_merge_function_in_migration, migrations.RunPython.noop)
+    ]

@@ -3,11 +3,7 @@ the consents that change are looked up again (consents/ledger/postgres.py)."""
 
 from django.db import migrations
 
-from consents.ledger.postgres import install_merge_function
-
-
-def install(apps, schema_editor):
-    install_merge_function(schema_editor)
+from consents.ledger.postgres import install_merge_function_in_migration
 
 
 class Migration(migrations.Migration):
@@ -15,4 +11,6 @@ class Migration(migrations.Migration):
         ("consents", "0011_consent_merge_claims_addresses"),
     ]
 
-    operations = [migrations.RunPython(install, migrations.RunPython.noop)]
+    operations = [
+        migrations.RunPython(install_merge_function_in_migration, migrations.RunPython.noop)
+    ]

@@ -2,6 +2,7 @@
 
 import csv
 import io
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -19,6 +20,8 @@ from consents.ledger import (
 )
 from consents.ledger.changes import current_time
 from consents.models import ConsentEvent, MarketingConsent
+from consents.revocations import jobs, tasks
+from consents.revocations.models import RevokeJob
 from tests.factories import ClientApiKeyFactory, MarketingConsentFactory, MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -594,23 +597,54 @@ def test_revoke_with_select_across_carries_the_filters_not_the_rows(admin_client
     }
 
 
-def test_revoke_selected_is_tested_with_20000_consents(admin_client):
+def revoke_every_consent(admin_client, count: int, reason: str):
+    """`count` consents in the ledger, all selected with "Select all" and revoked through the
+    admin's action: the confirmation page and the answer to confirming it."""
     MarketingConsent.objects.bulk_create(
-        MarketingConsentFactory.build_batch(20_000), batch_size=2000
+        MarketingConsentFactory.build_batch(count), batch_size=2000
     )
     one = MarketingConsent.objects.first()
     selection = {"action": "revoke_selected", "select_across": "1", "_selected_action": [one.pk]}
-
     page = admin_client.post(CHANGELIST, {**selection, "index": "0"})
     done = admin_client.post(
-        CHANGELIST, {**selection, "confirm": "yes", "reason": "Complaint 8"}, follow=True
+        CHANGELIST, {**selection, "confirm": "yes", "reason": reason}, follow=True
     )
+    return page, done
 
+
+def test_revoke_selected_revokes_as_many_as_the_limit_in_the_request(admin_client, settings):
+    limit = settings.REVOKE_IN_REQUEST_MAX
+
+    page, done = revoke_every_consent(admin_client, limit, "Complaint 8")
+
+    assert f"<strong>{limit:,} consents selected.</strong>".encode() in page.content
+    assert [str(m) for m in done.context["messages"]] == [
+        f"Revoked {limit} consent(s); 0 were already revoked."
+    ]
+    assert not MarketingConsent.objects.exclude(state="REVOKED").exists()
+    assert ConsentEvent.objects.filter(door="ADMIN", kind="UPDATED").count() == limit
+
+
+def test_revoke_selected_is_tested_with_20000_consents(admin_client):
+    with mock.patch.object(tasks.run_revoke_job, "delay") as queued:
+        page, done = revoke_every_consent(admin_client, 20_000, "Complaint 8")
+
+    job = RevokeJob.objects.get()
+    queued.assert_called_once_with(job.id)
     assert b"<strong>20,000 consents selected.</strong>" in page.content
     assert page.content.count(b"<tr><td>person") == 20
+    job_url = reverse("admin:consents_revokejob_change", args=[job.id])
     assert [str(m) for m in done.context["messages"]] == [
-        "Revoked 20000 consent(s); 0 were already revoked."
+        "Revoking 20,000 consents in the background, in batches. "
+        f'<a href="{job_url}">Revoke job {job.id}</a> shows its progress, and what was done '
+        "once finished."
     ]
+    assert MarketingConsent.objects.filter(state="REVOKED").count() == 0
+
+    finished = jobs.run_revoke_job(job.id)
+
+    assert (finished.status, finished.done) == ("DONE", 20_000)
+    assert finished.summary == "Revoked 20000 consent(s); 0 were already revoked."
     assert not MarketingConsent.objects.exclude(state="REVOKED").exists()
     assert ConsentEvent.objects.filter(door="ADMIN", kind="UPDATED").count() == 20_000
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from consents import ledger
@@ -212,16 +213,16 @@ def test_a_persons_erasure_and_a_batch_of_their_addresses_do_not_deadlock(monkey
     hold one it needs while waiting for the other."""
     first, second = addresses_claimed_in_reverse_order()
     erased_one, go_on = threading.Event(), threading.Event()
-    erase_one = ledger.locking.consent_erase
+    erase_one = ledger.locking.erase_claimed
 
-    def erase_then_pause(**kwargs):
-        result = erase_one(**kwargs)
+    def erase_then_pause(*args):
+        result = erase_one(*args)
         if not erased_one.is_set():
             erased_one.set()
             go_on.wait(timeout=30)
         return result
 
-    monkeypatch.setattr(ledger.locking, "consent_erase", erase_then_pause)
+    monkeypatch.setattr(ledger.locking, "erase_claimed", erase_then_pause)
     answers: dict[str, list] = {}
     errors: list[BaseException] = []
 
@@ -263,3 +264,27 @@ def test_a_persons_erasure_and_a_batch_of_their_addresses_do_not_deadlock(monkey
     assert sorted(MarketingConsent.objects.values_list("address", "state")) == sorted(
         (erased_address(address), "REVOKED") for address in (first, second)
     )
+
+
+def test_each_erasure_claims_its_addresses_once_before_it_reads_them():
+    """A person's erasure claims all their addresses in one statement, and erases each without
+    claiming it again; a single erasure claims its address. Each claim comes before the first
+    read of the consents."""
+    with CaptureQueriesContext(connection) as erase_all:
+        ledger.consent_erase_all(
+            addresses=[("EMAIL", "one@example.com"), ("EMAIL", "two@example.com")],
+            context=ERASURE,
+        )
+    with CaptureQueriesContext(connection) as erase_one:
+        ledger.consent_erase(type="EMAIL", address="three@example.com", context=ERASURE)
+
+    for captured, addresses in (
+        (erase_all, ["one@example.com", "two@example.com"]),
+        (erase_one, ["three@example.com"]),
+    ):
+        statements = [query["sql"] for query in captured.captured_queries]
+        claims = [n for n, sql in enumerate(statements) if "pg_advisory_xact_lock(" in sql]
+        reads = [n for n, sql in enumerate(statements) if "consents_marketingconsent" in sql]
+        assert len(claims) == 1
+        assert claims[0] < reads[0]
+        assert all(address in statements[claims[0]] for address in addresses)
