@@ -1,4 +1,5 @@
-"""Reads of members and their sessions, as the member API's doors need them on every request."""
+"""Reads of members and their sessions, as the member API's doors need them: the member a path
+names, and on every call with a correlation id its session."""
 
 from __future__ import annotations
 
