@@ -14,7 +14,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from consents.addresses import by_address, stored_spellings
 from consents.ledger import Eligibility, communication_eligibility, consent_as_recorded
@@ -23,6 +23,7 @@ from consents.models import (
     CONSENT_COLUMNS,
     ConsentEvent,
     ConsentState,
+    ConsentType,
     Door,
     EventKind,
     MarketingConsent,
@@ -160,3 +161,90 @@ def consents_after(events: Sequence[ConsentEvent]) -> dict[int, MarketingConsent
             consent = consent_as_recorded(event)
         after[event.id] = consent
     return after
+
+
+def consents_not_erased(
+    *, state: str | None = None, type: str | None = None
+) -> QuerySet[MarketingConsent]:
+    """Every consent but the erased addresses' tombstones (of `state` and of `type` when given),
+    ordered by type and address: a queryset, for a door to count and walk (`iterator()`, or
+    `consents.batches.keyset_batches`, which orders by id). No query until it is evaluated."""
+    consents = MarketingConsent.objects.not_erased().order_by("type", "address")
+    if state:
+        consents = consents.filter(state=state)
+    if type:
+        consents = consents.filter(type=type)
+    return consents
+
+
+def email_consents_at_domain(domain: str) -> QuerySet[MarketingConsent]:
+    """The email consents whose address is at `domain`, a normalised domain (exactly it, not its
+    subdomains). Compared without regard to case, so that a row stored in a legacy spelling is
+    found too (a door reports it rather than miss it). A queryset; no query until evaluated."""
+    return MarketingConsent.objects.filter(type=ConsentType.EMAIL, address__iendswith=f"@{domain}")
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """A column that consents are ordered by, and its direction."""
+
+    column: str
+    descending: bool = False
+
+    @property
+    def ordering(self) -> str:
+        return f"-{self.column}" if self.descending else self.column
+
+    def flipped(self) -> SortKey:
+        return SortKey(self.column, not self.descending)
+
+
+@dataclass(frozen=True)
+class ConsentsPage:
+    """Consents in the order they were asked in, and whether more lie beyond them in the
+    direction they were read (after the last one, or, read backwards, before the first one)."""
+
+    consents: list[MarketingConsent]
+    more: bool
+
+
+def consents_page(
+    where: Q,
+    order: Sequence[SortKey],
+    limit: int,
+    *,
+    after: Sequence[object] | None = None,
+    before: Sequence[object] | None = None,
+) -> ConsentsPage:
+    """A page of at most `limit` not-erased consents matching `where`, in `order`, whose last key
+    must be unique (the id) so that no two consents tie in it: the first ones; or, given a keyset
+    position (one value per key of `order`: those of a consent that ended a page), the first ones
+    strictly `after` it, or the last ones strictly `before` it. Read by position, not by OFFSET,
+    so that a page costs the same wherever it is. One query, of `limit + 1` rows: the one past
+    the page says whether there are more."""
+    if after is not None and before is not None:
+        raise ValueError("A page is read after a position or before one, not both.")
+    backwards = before is not None
+    position = before if backwards else after
+    # Read backwards, the page is the first `limit` in the opposite order, turned round.
+    read_order = [key.flipped() for key in order] if backwards else list(order)
+    consents = MarketingConsent.objects.not_erased().filter(where)
+    if position is not None:
+        consents = consents.filter(_beyond(read_order, position))
+    rows = list(consents.order_by(*(key.ordering for key in read_order))[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    return ConsentsPage(consents=rows, more=more)
+
+
+def _beyond(order: Sequence[SortKey], position: Sequence[object]) -> Q:
+    """The rows that come strictly after `position` in `order`: greater in the first key (less,
+    for a descending one), or equal in it and greater in the next, and so on."""
+    beyond, equal_so_far = Q(), Q()
+    for key, value in zip(order, position, strict=True):
+        op = "lt" if key.descending else "gt"
+        beyond |= equal_so_far & Q(**{f"{key.column}__{op}": value})
+        equal_so_far &= Q(**{key.column: value})
+    return beyond

@@ -3,3 +3,8 @@
 
 class CorrelationIdInUse(Exception):
     """A session's correlation id is still bound to another member."""
+
+
+class AmbiguousIdentifier(Exception):
+    """An identifier that names more than one member (an email address or a phone number that
+    members share)."""

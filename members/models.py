@@ -33,23 +33,6 @@ class IdentifierType(models.TextChoices):
     PHONE_NUMBER = "PHONE_NUMBER"
 
 
-class MemberQuerySet(models.QuerySet):
-    def identified_by(self, identifier_type: str, identifier: str) -> "MemberQuerySet":
-        """The members with this identifier. An email or phone is normalised first, as it is
-        stored (raises `InvalidAddress`); an account id that is no UUID names no one."""
-        if identifier_type == IdentifierType.ACCOUNT_ID:
-            try:
-                return self.filter(account_id=uuid.UUID(identifier))
-            except ValueError:
-                return self.none()
-        if identifier_type == IdentifierType.EMAIL:
-            return self.filter(email=normalize_email(identifier))
-        if identifier_type == IdentifierType.PHONE_NUMBER:
-            return self.filter(phone=normalize_phone(identifier))
-        field = {IdentifierType.LOYALTY_ID: "loyalty_id", IdentifierType.EXTERNAL_ID: "external_id"}
-        return self.filter(**{field[identifier_type]: identifier})
-
-
 class Member(models.Model):
     """A loyalty member. Consent belongs to addresses: a member only points at its email and
     phone."""
@@ -63,8 +46,6 @@ class Member(models.Model):
     last_name = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = MemberQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -1,13 +1,18 @@
-"""Reads of members and their sessions, as the member API's doors need them on every request."""
+"""Reads of members and their sessions, as the member API's doors need them: the member a path
+names, and on every call with a correlation id its session."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.db import connection
 from django.utils import timezone
 
+from consents.addresses import normalize_email, normalize_phone
 from consents.models import ClientApiKey
 from consentsite.rows import columns, from_row
-from members.models import Member, MemberSession
+from members.exceptions import AmbiguousIdentifier
+from members.models import IdentifierType, Member, MemberSession
 
 _SESSION_COLUMNS = columns(MemberSession, "s")
 
@@ -32,3 +37,32 @@ def active_session(correlation_id: str, api_key: ClientApiKey) -> MemberSession 
     session = from_row(MemberSession, row[: len(_SESSION_COLUMNS)])
     session.member = from_row(Member, row[len(_SESSION_COLUMNS) :])
     return session
+
+
+def member_identified_by(identifier_type: str, identifier: str) -> Member | None:
+    """The member that `identifier` names, read as `identifier_type` (an `IdentifierType`) says,
+    or None. An email or phone is normalised first, as it is stored (raises `InvalidAddress`);
+    an account id that is no UUID names no one, and asks nothing. One that more than one member
+    has (emails and phone numbers are not unique) raises `AmbiguousIdentifier`. One query."""
+    lookup = _identifier_lookup(identifier_type, identifier)
+    if lookup is None:
+        return None
+    found = list(Member.objects.filter(**lookup)[:2])
+    if len(found) > 1:
+        raise AmbiguousIdentifier(identifier_type)
+    return found[0] if found else None
+
+
+def _identifier_lookup(identifier_type: str, identifier: str) -> dict[str, object] | None:
+    """The column and value an identifier is stored as; None for an account id that is no UUID."""
+    if identifier_type == IdentifierType.ACCOUNT_ID:
+        try:
+            return {"account_id": uuid.UUID(identifier)}
+        except ValueError:
+            return None
+    if identifier_type == IdentifierType.EMAIL:
+        return {"email": normalize_email(identifier)}
+    if identifier_type == IdentifierType.PHONE_NUMBER:
+        return {"phone": normalize_phone(identifier)}
+    field = {IdentifierType.LOYALTY_ID: "loyalty_id", IdentifierType.EXTERNAL_ID: "external_id"}
+    return {field[identifier_type]: identifier}

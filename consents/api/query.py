@@ -1,5 +1,6 @@
 """The consent API's query (docs/consent-api.md): a filter document turned into a Django `Q`,
-a sort, and keyset paging with signed cursors.
+a sort, and keyset paging with signed cursors. The page itself is read by the selector
+`consents.selectors.consents_page`.
 
 A cursor carries its query (filter and sort) and the row it continues from, signed: a follow-up
 request sends only the cursor, and a cursor cannot be replayed with another filter.
@@ -18,6 +19,7 @@ from consents.addresses import normalize_address
 from consents.dates import parse_date
 from consents.exceptions import InvalidAddress
 from consents.models import ConsentState, ConsentType, MarketingConsent
+from consents.selectors import SortKey, consents_page
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -147,24 +149,10 @@ def query_date(value: Any, path: str) -> datetime:
 
 
 @dataclass(frozen=True)
-class SortKey:
-    column: str
-    descending: bool
-
-    @property
-    def ordering(self) -> str:
-        return f"-{self.column}" if self.descending else self.column
-
-
-@dataclass(frozen=True)
 class Sort:
     """The sorted fields in order, then the id, which breaks ties in the last field's order."""
 
     keys: tuple[SortKey, ...]
-
-    @property
-    def ordering(self) -> list[str]:
-        return [key.ordering for key in self.keys]
 
 
 def parse_sort(sort: Any) -> Sort:
@@ -227,16 +215,13 @@ def run_query(body: Any) -> Page:
 
     where = filter_to_q(document)
     sort = parse_sort(sort_document)
-    consents = MarketingConsent.objects.not_erased().filter(where)
     backwards = position is not None and position["direction"] == "prev"
-    if position is not None:
-        consents = consents.filter(_beyond(sort, position["after"], backwards))
-    ordering = sort.ordering if not backwards else [_flip(o) for o in sort.ordering]
-    rows = list(consents.order_by(*ordering)[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
+    at = None if position is None else _cursor_values(sort, position["after"])
     if backwards:
-        rows.reverse()
+        page = consents_page(where, sort.keys, limit, before=at)
+    else:
+        page = consents_page(where, sort.keys, limit, after=at)
+    rows, more = page.consents, page.more
 
     def cursor_at(consent: MarketingConsent, direction: str) -> str:
         return make_cursor(document, sort_document, sort, consent, direction)
@@ -251,22 +236,14 @@ def run_query(body: Any) -> Page:
     )
 
 
-def _flip(ordering: str) -> str:
-    return ordering[1:] if ordering.startswith("-") else f"-{ordering}"
-
-
-def _beyond(sort: Sort, after: list[Any], backwards: bool) -> Q:
-    """Rows strictly after (or, paging back, before) the cursor's row in the sort order: greater
-    in the first key, or equal in it and greater in the next, and so on."""
+def _cursor_values(sort: Sort, after: list[Any]) -> list[Any]:
+    """The keyset position a cursor holds: its row's value of each sort key."""
     # A cursor holds one value per key; one made by id alone may carry an unused leading None.
     values = after[-len(sort.keys) :]
-    beyond, equal_so_far = Q(), Q()
-    for key, raw in zip(sort.keys, values, strict=True):
-        value = UUID(raw) if key.column == "id" else query_date(raw, "query.cursorPaging.cursor")
-        op = "lt" if key.descending != backwards else "gt"
-        beyond |= equal_so_far & Q(**{f"{key.column}__{op}": value})
-        equal_so_far &= Q(**{key.column: value})
-    return beyond
+    return [
+        UUID(raw) if key.column == "id" else query_date(raw, "query.cursorPaging.cursor")
+        for key, raw in zip(sort.keys, values, strict=True)
+    ]
 
 
 def make_cursor(

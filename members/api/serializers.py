@@ -19,7 +19,8 @@ from consents.dates import format_date
 from consents.exceptions import InvalidAddress
 from consentsite.api_errors import ApiError
 from consentsite.serializers import Serializer
-from members.models import Channel, IdentifierType, Member
+from members.exceptions import AmbiguousIdentifier
+from members.models import Channel, IdentifierType
 from members.preferences import (
     CHANNELS,
     EMAIL,
@@ -31,6 +32,7 @@ from members.preferences import (
     STATUS_BY_STATE,
     MemberChannel,
 )
+from members.selectors import member_identified_by
 
 CONTENT_TYPE_NOT_JSON = "Content-Type must be application/json."
 BODY_NOT_OBJECT = "Request body must be a JSON object."
@@ -125,16 +127,15 @@ class MemberIdentifierSerializer(Serializer):
     def validate(self, attrs: dict[str, str]) -> dict[str, Any]:
         identifier_type = attrs["identifierType"]
         try:
-            members = Member.objects.identified_by(identifier_type, attrs["identifier"])
+            member = member_identified_by(identifier_type, attrs["identifier"])
         except InvalidAddress as exc:
             raise serializers.ValidationError(exc.message) from exc
-        found = list(members[:2])
-        if not found:
-            raise NotFound(MEMBER_NOT_FOUND)
-        if len(found) > 1:
+        except AmbiguousIdentifier as exc:
             message = MEMBER_AMBIGUOUS.format(identifier_type=identifier_type)
-            raise ApiError(409, message)
-        return {**attrs, "member": found[0]}
+            raise ApiError(409, message) from exc
+        if member is None:
+            raise NotFound(MEMBER_NOT_FOUND)
+        return {**attrs, "member": member}
 
 
 class SessionSerializer(Serializer):

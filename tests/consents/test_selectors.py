@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 
 from consents.addresses import erased_address
 from consents.ledger import (
@@ -26,11 +27,15 @@ from consents.models import CONSENT_ATTNAMES, ConsentEvent, Door, MarketingConse
 from consents.selectors import (
     AddressConsent,
     ConsentStatus,
+    SortKey,
     address_consent,
     consent_by_id,
     consent_of_address,
     consent_statuses,
     consents_after,
+    consents_not_erased,
+    consents_page,
+    email_consents_at_domain,
     shown_consent,
     sms_message_event,
 )
@@ -357,3 +362,197 @@ def test_an_erased_persons_event_keeps_its_activity():
     assert after[confirmed.event.id].revoke_date is None
     assert after[revoked.event.id].revoke_date == SIGNED_UP + timedelta(days=1)
     assert after[revoked.event.id].confirmation_date is None
+
+
+# --- lists of consents: the bulk commands' reads ----------------------------------------------
+
+
+def test_consents_not_erased_are_every_consent_but_tombstones_by_type_and_address(
+    django_assert_num_queries,
+):
+    phone = MarketingConsentFactory(type="PHONE", address=PHONE)
+    zed = MarketingConsentFactory(address="zed@example.com", state="REVOKED", revoke_date=SIGNED_UP)
+    ada = MarketingConsentFactory(address=ADDRESS, state="PENDING")
+    MarketingConsentFactory(
+        address=erased_address("bob@example.com"), state="REVOKED", revoke_date=SIGNED_UP
+    )
+
+    with django_assert_num_queries(1):
+        assert list(consents_not_erased()) == [ada, zed, phone]
+    with django_assert_num_queries(1):
+        assert consents_not_erased().count() == 3
+
+
+@pytest.mark.parametrize(
+    ("state", "type", "expected"),
+    [
+        ("REVOKED", None, ["zed"]),
+        (None, "PHONE", ["phone"]),
+        ("CONFIRMED", "PHONE", ["phone"]),
+        ("CONFIRMED", "EMAIL", []),
+        ("", "", ["ada", "zed", "phone"]),  # an option left empty filters nothing
+    ],
+)
+def test_consents_not_erased_of_a_state_and_a_type(state, type, expected):
+    made = {
+        "phone": MarketingConsentFactory(type="PHONE", address=PHONE),
+        "zed": MarketingConsentFactory(
+            address="zed@example.com", state="REVOKED", revoke_date=SIGNED_UP
+        ),
+        "ada": MarketingConsentFactory(address=ADDRESS, state="PENDING"),
+    }
+
+    assert list(consents_not_erased(state=state, type=type)) == [made[name] for name in expected]
+
+
+def test_email_consents_at_a_domain_are_exactly_that_domain_in_any_case(
+    django_assert_num_queries,
+):
+    at_domain = MarketingConsentFactory(address="ada@example.com")
+    legacy = MarketingConsentFactory(address="Bob@EXAMPLE.com")
+    MarketingConsentFactory(address="eve@mail.example.com")  # a subdomain
+    MarketingConsentFactory(address="mallory@notexample.com")
+    MarketingConsentFactory(address="ada@example.com.evil")
+    MarketingConsentFactory(type="PHONE", address="x@example.com")  # another type's
+    MarketingConsentFactory(
+        address=erased_address("carol@example.com"), state="REVOKED", revoke_date=SIGNED_UP
+    )
+
+    with django_assert_num_queries(1):
+        found = set(email_consents_at_domain("example.com"))
+
+    assert found == {at_domain, legacy}
+
+
+# --- the consent API's query: a page by keyset position ----------------------------------------
+
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+def dated(number: int, day: int, hour: int, **extra) -> MarketingConsent:
+    """A consent with a known id (ids order as `number`), created on `day`, updated at `hour`."""
+    return MarketingConsentFactory(
+        id=uuid.UUID(int=number),
+        address=f"p{number:02d}@example.com",
+        created_date=T0 + timedelta(days=day),
+        updated_date=T0 + timedelta(hours=hour),
+        **extra,
+    )
+
+
+@pytest.fixture
+def tied():
+    """Seven consents whose creation days tie in threes, and whose update hours tie too."""
+    return {
+        number: dated(number, day, hour)
+        for number, day, hour in [
+            (1, 2, 5),
+            (2, 1, 7),
+            (3, 2, 5),
+            (4, 1, 6),
+            (5, 3, 9),
+            (6, 2, 8),
+            (7, 1, 7),
+        ]
+    }
+
+
+def ids(page) -> list[int]:
+    return [consent.id.int for consent in page.consents]
+
+
+def position(consent: MarketingConsent, order) -> list:
+    return [getattr(consent, key.column) for key in order]
+
+
+BY_CREATED_THEN_ID = (SortKey("created_date"), SortKey("id"))
+# created ascending; in a tie, updated descending; in a tie of both, id descending.
+BY_CREATED_UPDATED_DESC = (
+    SortKey("created_date"),
+    SortKey("updated_date", descending=True),
+    SortKey("id", descending=True),
+)
+BY_CREATED_DESC = (SortKey("created_date", descending=True), SortKey("id", descending=True))
+
+
+def test_the_first_page_is_the_first_consents_in_order_in_one_query(
+    tied, django_assert_num_queries
+):
+    with django_assert_num_queries(1) as queries:
+        page = consents_page(Q(), BY_CREATED_THEN_ID, 3)
+
+    assert (ids(page), page.more) == ([2, 4, 7], True)
+    assert queries.captured_queries[0]["sql"].endswith("LIMIT 4")  # one past the page
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        (BY_CREATED_THEN_ID, [2, 4, 7, 1, 3, 6, 5]),
+        (BY_CREATED_UPDATED_DESC, [7, 2, 4, 6, 3, 1, 5]),
+        (BY_CREATED_DESC, [5, 6, 3, 1, 7, 4, 2]),
+    ],
+    ids=["created-id", "created-updated_desc-id_desc", "created_desc-id_desc"],
+)
+@pytest.mark.parametrize("limit", [1, 2, 3, 7])
+def test_paging_after_and_before_a_position_goes_through_ties_both_ways(
+    tied, django_assert_num_queries, order, expected, limit
+):
+    forward, page = [], consents_page(Q(), order, limit)
+    pages = [page]
+    while True:
+        forward += ids(page)
+        if not page.more:
+            break
+        with django_assert_num_queries(1):
+            page = consents_page(Q(), order, limit, after=position(page.consents[-1], order))
+        pages.append(page)
+    assert forward == expected
+    assert [len(page.consents) for page in pages[:-1]] == [limit] * (len(pages) - 1)
+
+    # Back from the last page, before its first consent: the same pages, each in order.
+    backward, page = [], pages[-1]
+    for earlier in reversed(pages[:-1]):
+        with django_assert_num_queries(1):
+            page = consents_page(Q(), order, limit, before=position(page.consents[0], order))
+        assert (ids(page), page.more) == (ids(earlier), earlier is not pages[0])
+        backward = ids(page) + backward
+    assert backward + ids(pages[-1]) == expected
+
+
+def test_a_page_before_the_second_consent_is_the_first_with_nothing_more(tied):
+    second = tied[4]
+
+    page = consents_page(Q(), BY_CREATED_THEN_ID, 5, before=position(second, BY_CREATED_THEN_ID))
+
+    assert (ids(page), page.more) == ([2], False)
+
+
+def test_a_page_after_the_last_consent_is_empty(tied):
+    last = tied[5]
+
+    page = consents_page(Q(), BY_CREATED_THEN_ID, 5, after=position(last, BY_CREATED_THEN_ID))
+
+    assert (ids(page), page.more) == ([], False)
+
+
+def test_a_page_holds_only_consents_matching_the_condition_and_never_a_tombstone(tied):
+    tied[6].state = "PENDING"
+    tied[6].save()
+    MarketingConsentFactory(
+        address=erased_address("gone@example.com"), state="REVOKED", revoke_date=SIGNED_UP
+    )
+
+    assert ids(consents_page(Q(state="CONFIRMED"), BY_CREATED_THEN_ID, 10)) == [2, 4, 7, 1, 3, 5]
+    assert ids(consents_page(~Q(state="CONFIRMED"), BY_CREATED_THEN_ID, 10)) == [6]
+    after_first = consents_page(
+        Q(state="CONFIRMED"), BY_CREATED_THEN_ID, 2, after=position(tied[7], BY_CREATED_THEN_ID)
+    )
+    assert (ids(after_first), after_first.more) == ([1, 3], True)
+
+
+def test_a_page_is_read_after_a_position_or_before_it_not_both(tied):
+    at = position(tied[1], BY_CREATED_THEN_ID)
+
+    with pytest.raises(ValueError):
+        consents_page(Q(), BY_CREATED_THEN_ID, 2, after=at, before=at)

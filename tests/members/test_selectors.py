@@ -1,13 +1,16 @@
 """The members' selectors (members/selectors.py): what each read answers, and its queries,
 pinned on SQLite and on PostgreSQL (DATABASE_URL)."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from consents.exceptions import InvalidAddress
+from members.exceptions import AmbiguousIdentifier
 from members.models import Member, MemberSession
-from members.selectors import active_session
+from members.selectors import active_session, member_identified_by
 from tests.factories import ClientApiKeyFactory, MemberFactory, MemberSessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,3 +46,84 @@ def test_an_expired_or_unknown_session_is_none():
 
     assert active_session("corr-old", expired.api_key) is None
     assert active_session("corr-unknown", expired.api_key) is None
+
+
+# --- the member a path's identifier names ------------------------------------------------------
+
+
+@pytest.fixture
+def ada():
+    return MemberFactory(
+        account_id=uuid.UUID(int=7),
+        loyalty_id="LOY-ADA",
+        external_id="crm-7",
+        email="ada@example.com",
+        phone="+14155550123",
+    )
+
+
+@pytest.mark.parametrize(
+    ("identifier_type", "identifier"),
+    [
+        ("ACCOUNT_ID", "00000000-0000-0000-0000-000000000007"),
+        ("ACCOUNT_ID", "00000000000000000000000000000007"),
+        ("LOYALTY_ID", "LOY-ADA"),
+        ("EXTERNAL_ID", "crm-7"),
+        ("EMAIL", "  Ada@EXAMPLE.com "),  # normalised as it is stored
+        ("PHONE_NUMBER", "(415) 555-0123"),
+    ],
+)
+def test_a_member_is_found_by_each_identifier_in_one_query(
+    ada, django_assert_num_queries, identifier_type, identifier
+):
+    MemberFactory()  # another member
+
+    with django_assert_num_queries(1):
+        found = member_identified_by(identifier_type, identifier)
+
+    assert fields(found) == fields(Member.objects.get(pk=ada.pk))
+
+
+@pytest.mark.parametrize(
+    ("identifier_type", "identifier"),
+    [
+        ("ACCOUNT_ID", "00000000-0000-0000-0000-000000000008"),
+        ("LOYALTY_ID", "loy-ada"),  # ids are compared exactly
+        ("EXTERNAL_ID", "LOY-ADA"),  # another type's identifier
+        ("EMAIL", "bob@example.com"),
+        ("PHONE_NUMBER", "+14155550124"),
+    ],
+)
+def test_an_identifier_no_member_has_is_none(
+    ada, django_assert_num_queries, identifier_type, identifier
+):
+    with django_assert_num_queries(1):
+        assert member_identified_by(identifier_type, identifier) is None
+
+
+def test_an_account_id_that_is_no_uuid_names_no_one_without_a_query(ada, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert member_identified_by("ACCOUNT_ID", "LOY-ADA") is None
+
+
+@pytest.mark.parametrize(
+    ("identifier_type", "identifier"), [("EMAIL", "ada@"), ("PHONE_NUMBER", "not a phone")]
+)
+def test_an_invalid_address_is_refused_without_a_query(
+    django_assert_num_queries, identifier_type, identifier
+):
+    with django_assert_num_queries(0), pytest.raises(InvalidAddress):
+        member_identified_by(identifier_type, identifier)
+
+
+@pytest.mark.parametrize(
+    ("identifier_type", "identifier"),
+    [("EMAIL", "shared@example.com"), ("PHONE_NUMBER", "+14155550199")],
+)
+def test_an_identifier_two_members_share_is_ambiguous_in_one_query(
+    django_assert_num_queries, identifier_type, identifier
+):
+    MemberFactory.create_batch(3, email="shared@example.com", phone="+14155550199")
+
+    with django_assert_num_queries(1), pytest.raises(AmbiguousIdentifier):
+        member_identified_by(identifier_type, identifier)

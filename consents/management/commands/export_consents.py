@@ -16,6 +16,7 @@ from consents.api.serializers import MarketingConsentSerializer
 from consents.exports import CSV_HEADER, consent_csv_row
 from consents.management.batch import format_from, progress_bar
 from consents.models import ConsentState, ConsentType, MarketingConsent
+from consents.selectors import consents_not_erased
 
 FORMATS = ("csv", "jsonl")
 CHUNK_SIZE = 2000
@@ -42,11 +43,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, path: str, **options: Any) -> None:
         file_format = format_from(path, options["format"], FORMATS)
-        consents = MarketingConsent.objects.not_erased().order_by("type", "address")
-        if options["state"]:
-            consents = consents.filter(state=options["state"])
-        if options["type"]:
-            consents = consents.filter(type=options["type"])
+        consents = consents_not_erased(state=options["state"], type=options["type"])
         bar = progress_bar(total=consents.count(), unit=" consents", verbosity=options["verbosity"])
         exported = 0
         with bar, self.output(path) as output:

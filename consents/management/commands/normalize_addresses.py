@@ -12,7 +12,7 @@ from consents.batches import keyset_batches
 from consents.exceptions import ConsentError
 from consents.ledger import consent_renormalize
 from consents.management.batch import BulkCommand, Report, ledger_reason
-from consents.models import MarketingConsent
+from consents.selectors import consents_not_erased
 
 
 class Command(BulkCommand):
@@ -31,7 +31,7 @@ class Command(BulkCommand):
             counts=("consents read", "moved", "merged"),
             locator="consent",
             columns=("type", "address"),
-            total=MarketingConsent.objects.not_erased().count(),
+            total=consents_not_erased().count(),
             unit=" consents",
         )
         # A dry run is the real run rolled back: a merge depends on the moves before it.
@@ -43,8 +43,7 @@ class Command(BulkCommand):
 
     def normalize_all(self, report: Report, batch_size: int) -> None:
         context = self.ledger_context()
-        rows = MarketingConsent.objects.not_erased()
-        for batch in keyset_batches(rows, batch_size, "type", "address"):
+        for batch in keyset_batches(consents_not_erased(), batch_size, "type", "address"):
             report.read(len(batch))
             with transaction.atomic():
                 for consent_id, type_, address in batch:

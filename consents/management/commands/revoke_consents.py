@@ -19,7 +19,8 @@ from consents.management.batch import (
     Report,
     ledger_reason,
 )
-from consents.models import ConsentType, MarketingConsent, RevokeSource
+from consents.models import ConsentType, RevokeSource
+from consents.selectors import email_consents_at_domain
 
 
 class Target(NamedTuple):
@@ -108,10 +109,7 @@ class Command(BulkCommand):
         except InvalidAddress as exc:
             raise CommandError(f"--domain: {domain!r} is not a valid domain.") from exc
         self.note = f"Every email consent at {domain}."
-        # Case-insensitive, so that a row stored in a legacy spelling is reported, not missed.
-        matched = MarketingConsent.objects.filter(
-            type=ConsentType.EMAIL, address__iendswith=f"@{domain}"
-        )
+        matched = email_consents_at_domain(domain)
         report = self.report(
             options,
             counts=("consents found", *LEDGER_COUNTS, "already revoked"),
