@@ -16,7 +16,7 @@ from uuid import UUID
 from django.db import connection
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from consents.addresses import by_address, stored_spellings
+from consents.addresses import ERASED_PREFIX, by_address, stored_spellings
 from consents.ledger import Eligibility, communication_eligibility, consent_as_recorded
 from consents.links import UNSUBSCRIBE, consent_link, link_url
 from consents.models import (
@@ -182,6 +182,16 @@ def email_consents_at_domain(domain: str) -> QuerySet[MarketingConsent]:
     subdomains). Compared without regard to case, so that a row stored in a legacy spelling is
     found too (a door reports it rather than miss it). A queryset; no query until evaluated."""
     return MarketingConsent.objects.filter(type=ConsentType.EMAIL, address__iendswith=f"@{domain}")
+
+
+def member_api_addresses(account_ids: Sequence[str]) -> set[tuple[str, str]]:
+    """The addresses (`(type, address)`) whose consents the members of these account ids set
+    through the member API (the actor it records), erased ones left out: a member who changed
+    email still set the old address's consent. One query (none for no account id)."""
+    events = ConsentEvent.objects.filter(door=Door.MEMBER_API, actor__in=account_ids).exclude(
+        address__startswith=ERASED_PREFIX
+    )
+    return set(events.values_list("type", "address").distinct())
 
 
 @dataclass(frozen=True)

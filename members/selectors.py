@@ -1,15 +1,18 @@
-"""Reads of members and their sessions, as the member API's doors need them: the member a path
-names, and on every call with a correlation id its session."""
+"""Reads of members and their sessions: for the member API, the member a path names and, on every
+call with a correlation id, its session; for privacy requests, the members a person is; for the
+admin, the consents of a member's addresses."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from django.db import connection
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from consents.addresses import normalize_email, normalize_phone
-from consents.models import ClientApiKey
+from consents.models import ClientApiKey, ConsentType
 from consentsite.rows import columns, from_row
 from members.exceptions import AmbiguousIdentifier
 from members.models import IdentifierType, Member, MemberSession
@@ -66,3 +69,21 @@ def _identifier_lookup(identifier_type: str, identifier: str) -> dict[str, objec
         return {"phone": normalize_phone(identifier)}
     field = {IdentifierType.LOYALTY_ID: "loyalty_id", IdentifierType.EXTERNAL_ID: "external_id"}
     return {field[identifier_type]: identifier}
+
+
+def members_with_address(type: str, address: str) -> QuerySet[Member]:
+    """The members whose email (for an `EMAIL` address) or phone (for a `PHONE` one) is a
+    normalised address, ordered by id: any number of them, as emails and phone numbers are not
+    unique. A queryset; no query until it is evaluated."""
+    field = "email" if type == ConsentType.EMAIL else "phone"
+    return Member.objects.filter(**{field: address}).order_by("id")
+
+
+def members_with_any_id(identifier: str) -> QuerySet[Member]:
+    """The members whose account id, loyalty id or external id is `identifier` (an identifier
+    that is no UUID is compared with the last two only), ordered by id. A queryset; no query
+    until it is evaluated (one to list them, one to ask whether there is any)."""
+    ids = Q(loyalty_id=identifier) | Q(external_id=identifier)
+    with contextlib.suppress(ValueError):
+        ids |= Q(account_id=uuid.UUID(identifier))
+    return Member.objects.filter(ids).order_by("id")

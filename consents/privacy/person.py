@@ -1,14 +1,13 @@
 """A person, as a privacy request names them: by an email address, a phone number or a member
 id; and everything that belongs to them: the members with those details and the addresses."""
 
-import uuid
 from dataclasses import dataclass
 
-from django.db.models import Q
-
-from consents.addresses import ERASED_PREFIX, normalize_email, normalize_phone
-from consents.models import ConsentEvent, ConsentType, Door
+from consents.addresses import normalize_email, normalize_phone
+from consents.models import ConsentType
+from consents.selectors import member_api_addresses
 from members.models import Member
+from members.selectors import members_with_address, members_with_any_id
 
 
 class PersonNotFound(Exception):
@@ -33,34 +32,23 @@ def find_person(*, email: str = "", phone: str = "", member: str = "") -> Person
     addresses: set[tuple[str, str]] = set()
     if email:
         scope = {"email": normalize_email(email)}
-        members = Member.objects.filter(email=scope["email"])
+        members = members_with_address(ConsentType.EMAIL, scope["email"])
         addresses.add((ConsentType.EMAIL, scope["email"]))
     elif phone:
         scope = {"phone": normalize_phone(phone)}
-        members = Member.objects.filter(phone=scope["phone"])
+        members = members_with_address(ConsentType.PHONE, scope["phone"])
         addresses.add((ConsentType.PHONE, scope["phone"]))
     else:
         scope = {"member": member}
-        members = Member.objects.filter(_member_ids(member))
+        members = members_with_any_id(member)
         if not members.exists():
             raise PersonNotFound(f"No member has the id {member!r}.")
-    found = tuple(members.order_by("id"))
+    found = tuple(members)
     for one in found:
         if one.email:
             addresses.add((ConsentType.EMAIL, one.email))
         if one.phone:
             addresses.add((ConsentType.PHONE, one.phone))
     # Addresses the members had before, that they set preferences for through the member API.
-    earlier = ConsentEvent.objects.filter(
-        door=Door.MEMBER_API, actor__in=[str(one.account_id) for one in found]
-    ).exclude(address__startswith=ERASED_PREFIX)
-    addresses.update(earlier.values_list("type", "address").distinct())
+    addresses.update(member_api_addresses([str(one.account_id) for one in found]))
     return Person(scope=scope, members=found, addresses=tuple(sorted(addresses)))
-
-
-def _member_ids(member: str) -> Q:
-    ids = Q(loyalty_id=member) | Q(external_id=member)
-    try:
-        return ids | Q(account_id=uuid.UUID(member))
-    except ValueError:
-        return ids

@@ -36,6 +36,7 @@ from consents.selectors import (
     consents_not_erased,
     consents_page,
     email_consents_at_domain,
+    member_api_addresses,
     shown_consent,
     sms_message_event,
 )
@@ -422,6 +423,38 @@ def test_email_consents_at_a_domain_are_exactly_that_domain_in_any_case(
         found = set(email_consents_at_domain("example.com"))
 
     assert found == {at_domain, legacy}
+
+
+# --- privacy requests: what belongs to a person -----------------------------------------------
+
+ADA_ID, BOB_ID = str(uuid.UUID(int=7)), str(uuid.UUID(int=8))
+
+
+def member_api(actor: str) -> ChangeContext:
+    return ChangeContext(door=Door.MEMBER_API, actor=actor)
+
+
+def test_member_api_addresses_are_those_the_members_set_once_each_in_one_query(
+    django_assert_num_queries,
+):
+    upsert(confirm(), address="old-ada@example.com", context=member_api(ADA_ID))
+    upsert(revoke(), address="old-ada@example.com", context=member_api(ADA_ID))
+    upsert(confirm(), address=PHONE, type="PHONE", context=member_api(ADA_ID))
+    upsert(confirm(), address="bob@example.com", context=member_api(BOB_ID))
+    upsert(confirm(), address="api@example.com", context=ChangeContext(door="ADMIN", actor=ADA_ID))
+    upsert(confirm(), address="gone@example.com", context=member_api(ADA_ID))
+    consent_erase(type="EMAIL", address="gone@example.com", context=CONTEXT)
+
+    with django_assert_num_queries(1):
+        found = member_api_addresses([ADA_ID])
+
+    assert found == {("EMAIL", "old-ada@example.com"), ("PHONE", PHONE)}
+    assert member_api_addresses([ADA_ID, BOB_ID]) == found | {("EMAIL", "bob@example.com")}
+
+
+def test_no_member_asks_nothing(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert member_api_addresses([]) == set()
 
 
 # --- the consent API's query: a page by keyset position ----------------------------------------

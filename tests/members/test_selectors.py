@@ -10,7 +10,12 @@ from django.utils import timezone
 from consents.exceptions import InvalidAddress
 from members.exceptions import AmbiguousIdentifier
 from members.models import Member, MemberSession
-from members.selectors import active_session, member_identified_by
+from members.selectors import (
+    active_session,
+    member_identified_by,
+    members_with_address,
+    members_with_any_id,
+)
 from tests.factories import ClientApiKeyFactory, MemberFactory, MemberSessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -127,3 +132,48 @@ def test_an_identifier_two_members_share_is_ambiguous_in_one_query(
 
     with django_assert_num_queries(1), pytest.raises(AmbiguousIdentifier):
         member_identified_by(identifier_type, identifier)
+
+
+# --- privacy requests: the members a person is -------------------------------------------------
+
+
+def test_the_members_with_an_address_are_all_of_them_by_id_in_one_query(
+    django_assert_num_queries,
+):
+    first = MemberFactory(email="shared@example.com", phone="+14155550199")
+    second = MemberFactory(email="shared@example.com", phone="+14155550100")
+    third = MemberFactory(email="other@example.com", phone="+14155550199")
+    MemberFactory(email="Shared@example.com", phone="+141555501990")  # compared exactly
+
+    with django_assert_num_queries(1):
+        by_email = list(members_with_address("EMAIL", "shared@example.com"))
+    with django_assert_num_queries(1):
+        by_phone = list(members_with_address("PHONE", "+14155550199"))
+
+    assert by_email == [first, second]
+    assert by_phone == [first, third]
+    assert list(members_with_address("PHONE", "shared@example.com")) == []
+
+
+def test_the_members_with_any_id_match_an_account_loyalty_or_external_id(
+    ada, django_assert_num_queries
+):
+    by_external = MemberFactory(external_id="LOY-ADA")
+    by_loyalty = MemberFactory(loyalty_id="crm-7")
+    MemberFactory(loyalty_id="loy-ada")  # compared exactly
+
+    with django_assert_num_queries(0):
+        members = members_with_any_id("LOY-ADA")  # no query until evaluated
+    with django_assert_num_queries(1):
+        assert members.exists()
+    with django_assert_num_queries(1):
+        assert list(members) == [ada, by_external]
+    assert list(members_with_any_id("crm-7")) == [ada, by_loyalty]
+    assert list(members_with_any_id("00000000-0000-0000-0000-000000000007")) == [ada]
+    assert list(members_with_any_id("00000000000000000000000000000007")) == [ada]
+
+
+def test_an_id_no_member_has_finds_none(ada, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert not members_with_any_id("nobody").exists()
+    assert list(members_with_any_id("00000000-0000-0000-0000-000000000008")) == []
