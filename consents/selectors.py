@@ -74,6 +74,13 @@ def address_consent(type: str, address: str) -> AddressConsent:
     return AddressConsent(consent, eligibility, link_url(consent.id, purpose=UNSUBSCRIBE))
 
 
+def consents_of_addresses(addresses: Iterable[tuple[str, str]]) -> list[MarketingConsent]:
+    """The consent of each normalised address (`(type, address)`) that has one, in the addresses'
+    order; for an erased address, its tombstone. One statement per address."""
+    consents = (consent_of_address(type, address) for type, address in addresses)
+    return [consent for consent in consents if consent is not None]
+
+
 def consent_by_id(consent_id: UUID | str) -> MarketingConsent | None:
     """A consent by its id, or None (an unknown id, or one that is not a UUID). Never a
     tombstone: an erased address's consent is reached only through its address, so that no door
@@ -182,6 +189,17 @@ def email_consents_at_domain(domain: str) -> QuerySet[MarketingConsent]:
     subdomains). Compared without regard to case, so that a row stored in a legacy spelling is
     found too (a door reports it rather than miss it). A queryset; no query until evaluated."""
     return MarketingConsent.objects.filter(type=ConsentType.EMAIL, address__iendswith=f"@{domain}")
+
+
+def consent_events_of(
+    consents: Iterable[MarketingConsent], addresses: Iterable[tuple[str, str]]
+) -> list[ConsentEvent]:
+    """Every event of these consents and of the normalised addresses (`(type, address)`), also
+    those of an address's earlier consents, deleted since: newest first. One query."""
+    belongs = Q(consent_id__in=[consent.id for consent in consents])
+    for type, address in addresses:
+        belongs |= Q(type=type, address=address)
+    return list(ConsentEvent.objects.filter(belongs).order_by("-recorded_at", "-id"))
 
 
 def member_api_addresses(account_ids: Sequence[str]) -> set[tuple[str, str]]:

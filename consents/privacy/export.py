@@ -4,7 +4,6 @@ every proof event, newest first."""
 
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 
 from consents.addresses import is_erased
@@ -12,27 +11,19 @@ from consents.api.serializers import MarketingConsentSerializer
 from consents.dates import format_date
 from consents.models import ConsentEvent, MarketingConsent
 from consents.privacy.person import Person
-from consents.selectors import consent_of_address
+from consents.selectors import consent_events_of, consents_of_addresses
 from members.models import Member
 
 
 def subject_access_export(person: Person) -> dict[str, Any]:
-    consents = [
-        consent
-        for consent in (consent_of_address(*address) for address in person.addresses)
-        if consent is not None
-    ]
-    # The events of these consents, and of earlier consents of the addresses (deleted since).
-    belongs = Q(consent_id__in=[consent.id for consent in consents])
-    for type, address in person.addresses:
-        belongs |= Q(type=type, address=address)
-    events = ConsentEvent.objects.filter(belongs)
+    consents = consents_of_addresses(person.addresses)
+    events = consent_events_of(consents, person.addresses)
     return {
         "exportedAt": format_date(timezone.now()),
         "scope": person.scope,
         "members": [member_record(member) for member in person.members],
         "consents": [consent_record(consent) for consent in consents],
-        "events": [event_record(event) for event in events.order_by("-recorded_at", "-id")],
+        "events": [event_record(event) for event in events],
     }
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from consents.dates import format_date
 from consents.models import ConsentState, ConsentType, MarketingConsent
 from consents.privacy.person import Person
-from consents.selectors import consent_of_address
+from consents.selectors import consents_of_addresses
 
 CONTEXT = {
     "dpv": "https://w3id.org/dpv#",
@@ -93,5 +93,4 @@ def consent_receipt(consents: list[MarketingConsent]) -> dict[str, Any]:
 
 def consent_records(person: Person) -> list[dict[str, Any]]:
     """The consent record of each of a person's addresses that has a consent."""
-    consents = (consent_of_address(*address) for address in person.addresses)
-    return [consent_record(consent) for consent in consents if consent is not None]
+    return [consent_record(consent) for consent in consents_of_addresses(person.addresses)]

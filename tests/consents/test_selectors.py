@@ -30,10 +30,12 @@ from consents.selectors import (
     SortKey,
     address_consent,
     consent_by_id,
+    consent_events_of,
     consent_of_address,
     consent_statuses,
     consents_after,
     consents_not_erased,
+    consents_of_addresses,
     consents_page,
     email_consents_at_domain,
     member_api_addresses,
@@ -432,6 +434,49 @@ ADA_ID, BOB_ID = str(uuid.UUID(int=7)), str(uuid.UUID(int=8))
 
 def member_api(actor: str) -> ChangeContext:
     return ChangeContext(door=Door.MEMBER_API, actor=actor)
+
+
+def test_the_consents_of_addresses_are_in_their_order_one_statement_each(
+    django_assert_num_queries,
+):
+    phone = upsert(confirm(), address=PHONE, type="PHONE").consent
+    ada = upsert(confirm()).consent
+    upsert(confirm(), address="gone@example.com")
+    tombstone = consent_erase(type="EMAIL", address="gone@example.com", context=CONTEXT).consent
+    addresses = [
+        ("EMAIL", ADDRESS),
+        ("EMAIL", "none@example.com"),
+        ("EMAIL", "gone@example.com"),
+        ("PHONE", PHONE),
+    ]
+
+    with django_assert_num_queries(4):
+        found = consents_of_addresses(addresses)
+
+    assert [consent.id for consent in found] == [ada.id, tombstone.id, phone.id]
+    assert found[1].is_erased
+    with django_assert_num_queries(0):
+        assert consents_of_addresses([]) == []
+
+
+def test_the_events_of_consents_and_addresses_are_newest_first_in_one_query(
+    django_assert_num_queries,
+):
+    first = upsert(confirm())
+    consent_delete(consent_id=first.consent.id, context=CONTEXT)
+    deleted = ConsentEvent.objects.get(kind="DELETED")
+    again = upsert(confirm())  # the address's consent now, a new one
+    phone = upsert(confirm(), address=PHONE, type="PHONE")
+    upsert(confirm(), address="other@example.com")
+    addresses = [("EMAIL", ADDRESS), ("PHONE", PHONE)]
+
+    with django_assert_num_queries(1):
+        events = consent_events_of([again.consent], addresses)
+
+    assert events == [phone.event, again.event, deleted, first.event]
+    with django_assert_num_queries(1):
+        by_consent = consent_events_of([phone.consent], [])
+    assert by_consent == [phone.event]
 
 
 def test_member_api_addresses_are_those_the_members_set_once_each_in_one_query(
