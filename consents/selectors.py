@@ -81,15 +81,20 @@ def consents_of_addresses(addresses: Iterable[tuple[str, str]]) -> list[Marketin
     return [consent for consent in consents if consent is not None]
 
 
-def consent_by_id(consent_id: UUID | str) -> MarketingConsent | None:
+def consent_by_id(consent_id: UUID | str, *, erased_too: bool = False) -> MarketingConsent | None:
     """A consent by its id, or None (an unknown id, or one that is not a UUID). Never a
-    tombstone: an erased address's consent is reached only through its address, so that no door
-    shows, edits or confirms it by id. One query."""
+    tombstone unless `erased_too`: an erased address's consent is reached only through its
+    address, so that no door shows, edits or confirms it by id; only the admin's ISO 27560
+    receipt, which names a tombstone's data subject by the consent's id, reads one by id. One
+    query."""
     try:
         consent_id = consent_id if isinstance(consent_id, UUID) else UUID(consent_id)
     except (TypeError, ValueError):
         return None
-    return MarketingConsent.objects.not_erased().filter(id=consent_id).first()
+    consents = MarketingConsent.objects.all()
+    if not erased_too:
+        consents = consents.not_erased()
+    return consents.filter(id=consent_id).first()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from consents.privacy.export import subject_access_export
 from consents.privacy.iso27560 import consent_receipt
 from consents.privacy.models import Erasure
 from consents.privacy.person import Person, find_person
+from consents.selectors import consent_by_id
 from consentsite.change_context import change_context
 from consentsite.read_only_admin import ReadOnlyAdmin
 from members.models import Member
@@ -60,7 +61,7 @@ class ErasureAdmin(ReadOnlyAdmin):
 def consent_receipt_view(request: HttpRequest, consent_id: Any) -> HttpResponse:
     if not request.user.has_perm("consents.view_marketingconsent"):
         raise Http404
-    consent = MarketingConsent.objects.filter(id=consent_id).first()
+    consent = consent_by_id(consent_id, erased_too=True)
     if consent is None:
         raise Http404
     return JsonResponse(consent_receipt([consent]), json_dumps_params={"indent": 2})

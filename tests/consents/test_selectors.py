@@ -201,6 +201,24 @@ def test_a_tombstone_is_not_found_by_id():
     assert consent_by_id(MarketingConsent.objects.get().id) is None
 
 
+def test_a_tombstone_is_found_by_id_only_when_erased_ones_are_asked_for_too(
+    django_assert_num_queries,
+):
+    live = MarketingConsentFactory(type="PHONE", address=PHONE)
+    upsert(confirm())
+    tombstone = consent_erase(type="EMAIL", address=ADDRESS, context=CONTEXT).consent
+
+    with django_assert_num_queries(1):
+        found = consent_by_id(tombstone.id, erased_too=True)
+
+    assert fields(found) == fields(MarketingConsent.objects.get(id=tombstone.id))
+    assert found.is_erased
+    assert consent_by_id(str(live.id), erased_too=True) == live
+    assert consent_by_id(uuid.uuid4(), erased_too=True) is None
+    with django_assert_num_queries(0):
+        assert consent_by_id("not-a-uuid", erased_too=True) is None
+
+
 @pytest.mark.parametrize(
     ("change", "link_type"),
     [(confirm(state="PENDING"), CONFIRM), (confirm(), UNSUBSCRIBE), (revoke(), None)],
