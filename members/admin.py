@@ -12,6 +12,7 @@ from consents.admin import normalised_spellings
 from consents.models import ConsentState, ConsentType, MarketingConsent
 from consents.privacy.admin import erase_person_action, export_person_action
 from members.models import Member, MemberSession
+from members.selectors import consents_of_member
 
 
 def _state_of(consent_type: str, address_field: str) -> Subquery:
@@ -117,7 +118,6 @@ class MemberAdmin(admin.ModelAdmin):
 
     @admin.display(description="Consents of this member's addresses")
     def consents(self, member: Member) -> str:
-        addresses = [(ConsentType.EMAIL, member.email), (ConsentType.PHONE, member.phone)]
         rows = [
             (
                 reverse("admin:consents_marketingconsent_change", args=[consent.pk]),
@@ -126,9 +126,7 @@ class MemberAdmin(admin.ModelAdmin):
                 consent.get_state_display(),
                 consent.revision,
             )
-            for consent_type, address in addresses
-            if address
-            for consent in MarketingConsent.objects.filter(type=consent_type, address=address)
+            for consent in consents_of_member(member)
         ]
         if not rows:
             return "No consent recorded for this member's addresses."

@@ -12,7 +12,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from consents.addresses import normalize_email, normalize_phone
-from consents.models import ClientApiKey, ConsentType
+from consents.models import ClientApiKey, ConsentType, MarketingConsent
 from consentsite.rows import columns, from_row
 from members.exceptions import AmbiguousIdentifier
 from members.models import IdentifierType, Member, MemberSession
@@ -87,3 +87,16 @@ def members_with_any_id(identifier: str) -> QuerySet[Member]:
     with contextlib.suppress(ValueError):
         ids |= Q(account_id=uuid.UUID(identifier))
     return Member.objects.filter(ids).order_by("id")
+
+
+def consents_of_member(member: Member) -> list[MarketingConsent]:
+    """The consents stored under a member's email and phone as they are spelt, the email's
+    first: an erased address's tombstone, stored under a hash, is not among them. One query per
+    address the member has."""
+    addresses = [(ConsentType.EMAIL, member.email), (ConsentType.PHONE, member.phone)]
+    return [
+        consent
+        for type, address in addresses
+        if address
+        for consent in MarketingConsent.objects.filter(type=type, address=address)
+    ]

@@ -7,16 +7,23 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from consents.addresses import erased_address
 from consents.exceptions import InvalidAddress
 from members.exceptions import AmbiguousIdentifier
 from members.models import Member, MemberSession
 from members.selectors import (
     active_session,
+    consents_of_member,
     member_identified_by,
     members_with_address,
     members_with_any_id,
 )
-from tests.factories import ClientApiKeyFactory, MemberFactory, MemberSessionFactory
+from tests.factories import (
+    ClientApiKeyFactory,
+    MarketingConsentFactory,
+    MemberFactory,
+    MemberSessionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +184,33 @@ def test_an_id_no_member_has_finds_none(ada, django_assert_num_queries):
     with django_assert_num_queries(1):
         assert not members_with_any_id("nobody").exists()
     assert list(members_with_any_id("00000000-0000-0000-0000-000000000008")) == []
+
+
+# --- the admin: the consents of a member's addresses ------------------------------------------
+
+
+def test_a_members_consents_are_its_emails_then_its_phones_one_query_each(
+    ada, django_assert_num_queries
+):
+    phone = MarketingConsentFactory(type="PHONE", address="+14155550123")
+    email = MarketingConsentFactory(address="ada@example.com", state="PENDING")
+    MarketingConsentFactory(type="PHONE", address="ada@example.com")  # another type's
+    MarketingConsentFactory(address="Ada@example.com")  # compared exactly
+
+    with django_assert_num_queries(2):
+        assert consents_of_member(ada) == [email, phone]
+
+
+def test_a_member_without_a_phone_asks_for_its_email_only(django_assert_num_queries):
+    member = MemberFactory(email="bob@example.com", phone="")
+    # An erased address's tombstone is stored under its hash.
+    MarketingConsentFactory(
+        address=erased_address("bob@example.com"), state="REVOKED", revoke_date=timezone.now()
+    )
+
+    nothing = MemberFactory(email="", phone="")
+
+    with django_assert_num_queries(1):
+        assert consents_of_member(member) == []
+    with django_assert_num_queries(0):
+        assert consents_of_member(nothing) == []
