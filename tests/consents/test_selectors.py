@@ -30,6 +30,7 @@ from consents.selectors import (
     SortKey,
     address_consent,
     consent_by_id,
+    consent_counts_by_state,
     consent_events_of,
     consent_of_address,
     consent_statuses,
@@ -518,6 +519,27 @@ def test_member_api_addresses_are_those_the_members_set_once_each_in_one_query(
 def test_no_member_asks_nothing(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert member_api_addresses([]) == set()
+
+
+# --- the admin index: how many consents in each state -----------------------------------------
+
+
+def test_the_counts_by_state_hold_every_consent_and_tombstone_in_one_query(
+    django_assert_num_queries,
+):
+    MarketingConsentFactory.create_batch(3)
+    MarketingConsentFactory(state="PENDING")
+    upsert(confirm())
+    consent_erase(type="EMAIL", address=ADDRESS, context=CONTEXT)
+
+    with django_assert_num_queries(1):
+        counts = consent_counts_by_state()
+
+    assert counts == {"CONFIRMED": 3, "PENDING": 1, "REVOKED": 1}
+
+
+def test_no_consents_count_nothing():
+    assert consent_counts_by_state() == {}
 
 
 # --- the consent API's query: a page by keyset position ----------------------------------------
