@@ -468,6 +468,35 @@ def test_deeply_nested_json_is_rejected_not_a_crash(api_client: APIClient) -> No
     assert response.json() == invalid("The JSON is nested deeper than 32 levels.")
 
 
+DEPTH_32 = '{"email": ' + "[" * 31 + "]" * 31 + "}"
+WIDE = '{"email": {"preference": "OPT_IN"}, "extra": [' + ", ".join(["{}"] * 40) + "]}"
+BRACKETS_IN_A_STRING = '{"email": {"preference": "' + "[{" * 40 + '"}}'
+
+
+TOO_DEEP = "The JSON is nested deeper than 32 levels."
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        # Parsed, then refused for what the body says.
+        (DEPTH_32, "Preference for email is not sent in the request."),
+        (WIDE, "Invalid communication channel present in the request: extra."),  # 3 deep
+        (BRACKETS_IN_A_STRING, "Invalid preference option sent for email."),
+        # Refused before parsing.
+        ('{"email": ' + "[" * 32 + "]" * 32 + "}", TOO_DEEP),
+        ('{"a": "[[[", "b": ' + "[" * 32 + "]" * 32 + "}", TOO_DEEP),
+    ],
+)
+def test_the_depth_limit_counts_nesting_not_brackets(
+    api_client: APIClient, raw: str, message: str
+) -> None:
+    response = put_raw(api_client, raw)
+
+    assert response.status_code == 400
+    assert response.json() == invalid(message)
+
+
 @pytest.mark.parametrize(
     "raw", ["[]", '[{"email": {"preference": "OPT_IN"}}]', '"email"', "1", "null"]
 )
