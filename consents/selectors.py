@@ -91,9 +91,8 @@ def consent_by_id(consent_id: UUID | str, *, erased_too: bool = False) -> Market
         consent_id = consent_id if isinstance(consent_id, UUID) else UUID(consent_id)
     except (TypeError, ValueError):
         return None
-    consents = MarketingConsent.objects.all()
-    if not erased_too:
-        consents = consents.not_erased()
+    objects = MarketingConsent.objects
+    consents = objects.all() if erased_too else objects.not_erased()
     return consents.filter(id=consent_id).first()
 
 
