@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from consents.addresses import ERASED_PREFIX, by_address, stored_spellings
 from consents.ledger import Eligibility, communication_eligibility, consent_as_recorded
@@ -28,6 +30,8 @@ from consents.models import (
     EventKind,
     MarketingConsent,
 )
+from consents.revocations.models import RevokeJob
+from consents.webhooks.models import WebhookEndpoint
 from consentsite.rows import from_row
 
 # The read of one address's consent (and its tombstone's): a constant statement with bound
@@ -172,6 +176,67 @@ def consents_after(events: Sequence[ConsentEvent]) -> dict[int, MarketingConsent
             consent = consent_as_recorded(event)
         after[event.id] = consent
     return after
+
+
+def event_by_id(event_id: int) -> ConsentEvent:
+    """An event by its id; raises `ConsentEvent.DoesNotExist` for an unknown one. One query."""
+    return ConsentEvent.objects.get(id=event_id)
+
+
+def latest_event_id() -> int:
+    """The id of the latest event, 0 when there is none. One query."""
+    return ConsentEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def first_event_since(since: datetime) -> ConsentEvent | None:
+    """The first event, in ledger order, recorded at or after `since`, or None. One query."""
+    return ConsentEvent.objects.filter(recorded_at__gte=since).order_by("id").first()
+
+
+def webhook_endpoint_by_id(endpoint_id: int) -> WebhookEndpoint:
+    """An endpoint, with its delivery state, by its id; raises `WebhookEndpoint.DoesNotExist`
+    for an unknown one. One query."""
+    return WebhookEndpoint.objects.get(id=endpoint_id)
+
+
+def webhook_endpoint_has_work(endpoint_id: int) -> bool:
+    """Whether an active endpoint has something to deliver now: its head event's retry is due,
+    or, with no retry pending, an event lies past its cursor. False for an inactive or unknown
+    endpoint. Two queries (one when no active endpoint has the id, or a retry is pending)."""
+    endpoint = WebhookEndpoint.objects.filter(id=endpoint_id, is_active=True).first()
+    if endpoint is None:
+        return False
+    if endpoint.next_attempt_at is not None:
+        return endpoint.next_attempt_at <= timezone.now()
+    return ConsentEvent.objects.filter(id__gt=endpoint.cursor).exists()
+
+
+def webhook_endpoint_events(
+    endpoint: WebhookEndpoint, *, after: int, up_to: int, limit: int
+) -> list[ConsentEvent]:
+    """The first `limit` events, in ledger order, that an endpoint subscribes to (its
+    `matching_events`) with an id past `after` and at most `up_to`. One query."""
+    return list(endpoint.matching_events().filter(id__gt=after, id__lte=up_to)[:limit])
+
+
+def webhook_endpoints_due() -> list[int]:
+    """The ids of the active endpoints that no delivery holds (no unexpired lease) and that have
+    a retry due or, with none pending, events past their cursor; in id order. Two queries."""
+    now = timezone.now()
+    latest = latest_event_id()
+    due = (
+        WebhookEndpoint.objects.filter(is_active=True)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True, cursor__lt=latest))
+    )
+    return list(due.values_list("id", flat=True))
+
+
+def stalled_revoke_jobs() -> QuerySet[RevokeJob]:
+    """Unfinished revoke jobs without progress for REVOKE_JOB_STALLED_SECONDS: queued while the
+    broker was down, or whose worker was killed. A queryset; no query until it is evaluated."""
+    since = timezone.now() - timedelta(seconds=settings.REVOKE_JOB_STALLED_SECONDS)
+    return RevokeJob.objects.exclude(status=RevokeJob.Status.DONE).filter(updated_at__lt=since)
 
 
 def consents_not_erased(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -68,13 +67,6 @@ def run_revoke_job(job_id: int) -> RevokeJob:
                 job.finished_at = timezone.now()
             job.updated_at = timezone.now()
             job.save()
-
-
-def stalled_jobs() -> QuerySet[RevokeJob]:
-    """Unfinished jobs without progress for REVOKE_JOB_STALLED_SECONDS: queued while the broker
-    was down, or whose worker was killed."""
-    since = timezone.now() - timedelta(seconds=settings.REVOKE_JOB_STALLED_SECONDS)
-    return RevokeJob.objects.exclude(status=RevokeJob.Status.DONE).filter(updated_at__lt=since)
 
 
 def mark_seen(job: RevokeJob) -> None:

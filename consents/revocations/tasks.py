@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from consents.revocations import jobs
+from consents.selectors import stalled_revoke_jobs
 
 
 # Acknowledged once run: a worker killed mid-job leaves the message to be delivered again where
@@ -17,6 +18,6 @@ def run_revoke_job(job_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def sweep_revoke_jobs() -> None:
-    for job in jobs.stalled_jobs():
+    for job in stalled_revoke_jobs():
         jobs.mark_seen(job)
         run_revoke_job.delay(job.id)

@@ -28,7 +28,14 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from consents.models import ConsentEvent, MarketingConsent
-from consents.selectors import consents_after
+from consents.selectors import (
+    consents_after,
+    first_event_since,
+    latest_event_id,
+    webhook_endpoint_by_id,
+    webhook_endpoint_events,
+    webhook_endpoint_has_work,
+)
 from consents.webhooks.models import WebhookAttempt, WebhookEndpoint
 from consents.webhooks.payloads import encode, envelope, message_id
 from consents.webhooks.targets import Target, UnsafeTarget, resolve
@@ -209,23 +216,14 @@ def deliver_pending(endpoint_id: int) -> float | None:
         again = _drain(endpoint_id, token)
     finally:
         _release(endpoint_id, token)
-    if again is None and has_work(endpoint_id):
+    if again is None and webhook_endpoint_has_work(endpoint_id):
         return 0.0  # events committed while we were releasing
     return again
 
 
-def has_work(endpoint_id: int) -> bool:
-    endpoint = WebhookEndpoint.objects.filter(id=endpoint_id, is_active=True).first()
-    if endpoint is None:
-        return False
-    if endpoint.next_attempt_at is not None:
-        return endpoint.next_attempt_at <= timezone.now()
-    return ConsentEvent.objects.filter(id__gt=endpoint.cursor).exists()
-
-
 def _drain(endpoint_id: int, token: str) -> float | None:
     for _ in range(ROUNDS_PER_TASK):
-        endpoint = WebhookEndpoint.objects.get(id=endpoint_id)
+        endpoint = webhook_endpoint_by_id(endpoint_id)
         if not endpoint.is_active or endpoint.lease_token != token:
             return None
         now = timezone.now()
@@ -240,8 +238,8 @@ def _drain(endpoint_id: int, token: str) -> float | None:
             # Caught up: commits from now on queue a delivery; look once more for earlier ones.
             _held(endpoint_id, token).update(wake_pending=False)
             continue
-        events = list(
-            endpoint.matching_events().filter(id__gt=endpoint.cursor, id__lte=settled)[:BATCH_SIZE]
+        events = webhook_endpoint_events(
+            endpoint, after=endpoint.cursor, up_to=settled, limit=BATCH_SIZE
         )
         consents = consents_after(events)
         delivered: list[WebhookAttempt] = []
@@ -325,10 +323,8 @@ def redeliver(endpoint: WebhookEndpoint, event: ConsentEvent) -> WebhookAttempt:
 def replay_since(endpoint: WebhookEndpoint, since: datetime) -> None:
     """Deliver again, in order, every event recorded since `since`. A delivery running for the
     endpoint loses its lease and stops."""
-    first = ConsentEvent.objects.filter(recorded_at__gte=since).order_by("id").first()
-    cursor = first.id - 1 if first else _latest_event_id()
     WebhookEndpoint.objects.filter(id=endpoint.id).update(
-        cursor=cursor,
+        cursor=starting_cursor(since),
         head_attempts=0,
         next_attempt_at=None,
         failing_since=None,
@@ -340,15 +336,8 @@ def replay_since(endpoint: WebhookEndpoint, since: datetime) -> None:
 def starting_cursor(since: datetime | None) -> int:
     """The cursor of a new endpoint: after the latest event ("from now"), or before the first
     event recorded since `since`."""
-    if since is None:
-        return _latest_event_id()
-    first = ConsentEvent.objects.filter(recorded_at__gte=since).order_by("id").first()
-    return first.id - 1 if first else _latest_event_id()
-
-
-def _latest_event_id() -> int:
-    latest = ConsentEvent.objects.order_by("-id").values_list("id", flat=True).first()
-    return latest or 0
+    first = first_event_since(since) if since is not None else None
+    return first.id - 1 if first else latest_event_id()
 
 
 def rotate_secret(endpoint: WebhookEndpoint) -> str:

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.db import connection
 from django.db.models import Q
+from django.utils import timezone
 
 from consents.addresses import erased_address
 from consents.ledger import (
@@ -23,7 +24,8 @@ from consents.ledger import (
     consent_upsert,
 )
 from consents.links import CONFIRM, UNSUBSCRIBE, read_token
-from consents.models import CONSENT_ATTNAMES, ConsentEvent, Door, MarketingConsent
+from consents.models import CONSENT_ATTNAMES, ConsentEvent, Door, EventKind, MarketingConsent
+from consents.revocations.models import RevokeJob
 from consents.selectors import (
     AddressConsent,
     ConsentStatus,
@@ -39,11 +41,20 @@ from consents.selectors import (
     consents_of_addresses,
     consents_page,
     email_consents_at_domain,
+    event_by_id,
+    first_event_since,
+    latest_event_id,
     member_api_addresses,
     shown_consent,
     sms_message_event,
+    stalled_revoke_jobs,
+    webhook_endpoint_by_id,
+    webhook_endpoint_events,
+    webhook_endpoint_has_work,
+    webhook_endpoints_due,
 )
-from tests.factories import MarketingConsentFactory
+from consents.webhooks.models import EventType, WebhookEndpoint
+from tests.factories import ConsentEventFactory, MarketingConsentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -540,6 +551,153 @@ def test_the_counts_by_state_hold_every_consent_and_tombstone_in_one_query(
 
 def test_no_consents_count_nothing():
     assert consent_counts_by_state() == {}
+
+
+# --- webhooks: the events and endpoints delivery reads -------------------------------------------
+
+
+def test_an_event_by_its_id_is_one_query(django_assert_num_queries):
+    event = upsert(confirm()).event
+
+    with django_assert_num_queries(1):
+        assert event_by_id(event.id) == event
+    with django_assert_num_queries(1), pytest.raises(ConsentEvent.DoesNotExist):
+        event_by_id(event.id + 1)
+
+
+def test_the_latest_event_id_is_one_query_and_0_without_events(django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert latest_event_id() == 0
+    upsert(confirm())
+    last = upsert(revoke()).event
+
+    with django_assert_num_queries(1):
+        assert latest_event_id() == last.id
+
+
+def test_the_first_event_since_a_time_is_the_first_in_ledger_order(django_assert_num_queries):
+    at = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    ConsentEventFactory(recorded_at=at - timedelta(seconds=1))
+    first = ConsentEventFactory(recorded_at=at + timedelta(seconds=5))
+    ConsentEventFactory(recorded_at=at)  # later in ledger order, though recorded earlier
+
+    with django_assert_num_queries(1):
+        assert first_event_since(at) == first
+    with django_assert_num_queries(1):
+        assert first_event_since(at + timedelta(seconds=6)) is None
+
+
+def endpoint(**fields) -> WebhookEndpoint:
+    fields.setdefault("event_types", EventType.values)
+    return WebhookEndpoint.objects.create(url="https://hooks.example.com/consents", **fields)
+
+
+def test_an_endpoint_by_its_id_is_one_query(django_assert_num_queries):
+    hook = endpoint(cursor=7, is_active=False)
+
+    with django_assert_num_queries(1):
+        found = webhook_endpoint_by_id(hook.id)
+
+    assert (found, found.cursor, found.is_active) == (hook, 7, False)
+    with pytest.raises(WebhookEndpoint.DoesNotExist):
+        webhook_endpoint_by_id(hook.id + 1)
+
+
+def test_an_endpoint_has_work_past_its_cursor_or_when_its_retry_is_due(
+    django_assert_num_queries,
+):
+    event = upsert(confirm()).event
+    behind, caught_up = endpoint(cursor=event.id - 1), endpoint(cursor=event.id)
+    retry_due = endpoint(cursor=event.id, next_attempt_at=timezone.now() - timedelta(seconds=1))
+    retry_later = endpoint(cursor=0, next_attempt_at=timezone.now() + timedelta(minutes=1))
+    inactive = endpoint(cursor=0, is_active=False)
+
+    with django_assert_num_queries(2):
+        assert webhook_endpoint_has_work(behind.id)
+    with django_assert_num_queries(2):
+        assert not webhook_endpoint_has_work(caught_up.id)
+    with django_assert_num_queries(1):
+        assert webhook_endpoint_has_work(retry_due.id)
+    with django_assert_num_queries(1):
+        assert not webhook_endpoint_has_work(retry_later.id)
+    with django_assert_num_queries(1):
+        assert not webhook_endpoint_has_work(inactive.id)
+
+
+def test_an_endpoints_events_are_those_it_subscribes_to_in_a_range_in_one_query(
+    django_assert_num_queries,
+):
+    email = [ConsentEventFactory(kind=kind) for kind in EventKind.values]
+    phone = ConsentEventFactory(consent=MarketingConsentFactory(type="PHONE", address=PHONE))
+    hook = endpoint(event_types=[EventType.CREATED, EventType.DELETED], consent_type="EMAIL")
+    delivered = [e for e in email if e.kind in ("CREATED", "DELETED", "ERASED")]
+
+    with django_assert_num_queries(1):
+        events = webhook_endpoint_events(hook, after=0, up_to=phone.id, limit=10)
+
+    assert events == delivered
+    assert webhook_endpoint_events(hook, after=delivered[0].id, up_to=phone.id, limit=1) == [
+        delivered[1]
+    ]
+    assert webhook_endpoint_events(hook, after=0, up_to=delivered[1].id - 1, limit=10) == [
+        delivered[0]
+    ]
+    assert webhook_endpoint_events(endpoint(), after=0, up_to=phone.id, limit=10)[-1] == phone
+
+
+def test_the_endpoints_due_are_active_unleased_and_behind_or_retrying_in_two_queries(
+    django_assert_num_queries,
+):
+    event = upsert(confirm()).event
+    now = timezone.now()
+    behind = endpoint(cursor=event.id - 1)
+    endpoint(cursor=event.id)  # caught up
+    retry_due = endpoint(cursor=event.id, next_attempt_at=now - timedelta(seconds=1))
+    endpoint(cursor=0, next_attempt_at=now + timedelta(minutes=1))  # retry later
+    endpoint(cursor=0, is_active=False)
+    endpoint(cursor=0, lease_token="held", lease_expires_at=now + timedelta(minutes=1))
+    lease_expired = endpoint(cursor=0, lease_token="lost", lease_expires_at=now)
+
+    with django_assert_num_queries(2):
+        due = webhook_endpoints_due()
+
+    assert due == [behind.id, retry_due.id, lease_expired.id]
+
+
+def test_no_event_leaves_no_endpoint_behind(django_assert_num_queries):
+    endpoint(cursor=0)
+
+    with django_assert_num_queries(2):
+        assert webhook_endpoints_due() == []
+
+
+# --- revoke jobs: the ones the sweep queues again ----------------------------------------------
+
+
+def test_stalled_revoke_jobs_are_the_unfinished_ones_without_recent_progress(
+    settings, django_assert_num_queries
+):
+    settings.REVOKE_JOB_STALLED_SECONDS = 60
+    long_ago = timezone.now() - timedelta(seconds=61)
+
+    def job(status, updated_at):
+        return RevokeJob.objects.create(
+            status=status,
+            reason="Complaint.",
+            actor="staff",
+            asked_by={},
+            total=1,
+            updated_at=updated_at,
+        )
+
+    queued, running = job("QUEUED", long_ago), job("RUNNING", long_ago)
+    job("DONE", long_ago)
+    job("RUNNING", timezone.now())
+
+    with django_assert_num_queries(0):
+        stalled = stalled_revoke_jobs()  # no query until evaluated
+    with django_assert_num_queries(1):
+        assert sorted(stalled, key=lambda j: j.id) == [queued, running]
 
 
 # --- the consent API's query: a page by keyset position ----------------------------------------
