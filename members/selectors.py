@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Iterable
 
 from django.db import connection
 from django.db.models import Q, QuerySet
@@ -87,6 +88,17 @@ def members_with_any_id(identifier: str) -> QuerySet[Member]:
     with contextlib.suppress(ValueError):
         ids |= Q(account_id=uuid.UUID(identifier))
     return Member.objects.filter(ids).order_by("id")
+
+
+def members_with_loyalty_or_external_id(
+    loyalty_ids: Iterable[str], external_ids: Iterable[str]
+) -> QuerySet[Member]:
+    """The members whose loyalty id is one of `loyalty_ids` or whose external id is one of
+    `external_ids` (an empty id names no one), ordered by id. A queryset, for a write to lock;
+    no query until it is evaluated."""
+    return Member.objects.filter(
+        Q(loyalty_id__in=set(loyalty_ids) - {""}) | Q(external_id__in=set(external_ids) - {""})
+    )
 
 
 def consents_of_member(member: Member) -> list[MarketingConsent]:

@@ -17,6 +17,7 @@ from members.selectors import (
     member_identified_by,
     members_with_address,
     members_with_any_id,
+    members_with_loyalty_or_external_id,
 )
 from tests.factories import (
     ClientApiKeyFactory,
@@ -184,6 +185,29 @@ def test_an_id_no_member_has_finds_none(ada, django_assert_num_queries):
     with django_assert_num_queries(1):
         assert not members_with_any_id("nobody").exists()
     assert list(members_with_any_id("00000000-0000-0000-0000-000000000008")) == []
+
+
+# --- the member import: the stored members a batch names ----------------------------------------
+
+
+def test_the_members_with_loyalty_or_external_ids_are_either_by_id(django_assert_num_queries):
+    by_loyalty = MemberFactory(loyalty_id="L-1", external_id=None)
+    by_external = MemberFactory(loyalty_id=None, external_id="E-2")
+    MemberFactory(loyalty_id="E-2", external_id="L-1")  # each id in the other column
+    MemberFactory(loyalty_id="l-1", external_id=None)  # compared exactly
+    both = MemberFactory(loyalty_id="L-3", external_id="E-3")
+
+    with django_assert_num_queries(0):
+        members = members_with_loyalty_or_external_id(["L-1", "", "L-3"], ["E-2", "", "E-3"])
+    with django_assert_num_queries(1):
+        assert list(members) == [by_loyalty, by_external, both]
+    assert list(members_with_loyalty_or_external_id({"L-3"}, set())) == [both]
+    assert list(members_with_loyalty_or_external_id(set(), {"E-3"})) == [both]
+
+
+def test_empty_ids_name_no_member_without_a_query(ada, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert list(members_with_loyalty_or_external_id({""}, {""})) == []
 
 
 # --- the admin: the consents of a member's addresses ------------------------------------------

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from consents.addresses import normalize_email, normalize_phone
@@ -24,6 +23,7 @@ from consents.management.batch import (
     require_header,
 )
 from members.models import Member
+from members.selectors import members_with_loyalty_or_external_id
 
 MEMBER_HEADER = ["loyalty_id", "external_id", "email", "phone", "first_name", "last_name"]
 IDENTIFIERS = ("loyalty_id", "external_id")
@@ -106,10 +106,7 @@ class Command(BulkCommand):
         """Decide every row against the stored members and the rows before it, then write the
         batch (unless it is a dry run)."""
         wanted = {name: {row.fields[name] for row in batch if row.fields} for name in IDENTIFIERS}
-        stored = Member.objects.filter(
-            Q(loyalty_id__in=wanted["loyalty_id"] - {""})
-            | Q(external_id__in=wanted["external_id"] - {""})
-        )
+        stored = members_with_loyalty_or_external_id(wanted["loyalty_id"], wanted["external_id"])
         if report.apply:
             stored = stored.select_for_update()
         known = Members(stored)
