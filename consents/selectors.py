@@ -219,6 +219,21 @@ def webhook_endpoint_events(
     return list(endpoint.matching_events().filter(id__gt=after, id__lte=up_to)[:limit])
 
 
+def asleep_webhook_endpoints() -> list[int]:
+    """The ids of the active endpoints with no delivery queued and no retry pending, in id
+    order: those a commit wakes. Every commit asks this, so it is one fixed statement rather
+    than a query the ORM builds anew each time. One query."""
+    table = WebhookEndpoint._meta.db_table
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE is_active AND NOT wake_pending"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= %s) ORDER BY id",
+            [now],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def webhook_endpoints_due() -> list[int]:
     """The ids of the active endpoints that no delivery holds (no unexpired lease) and that have
     a retry due or, with none pending, events past their cursor; in id order. Two queries."""

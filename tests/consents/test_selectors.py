@@ -31,6 +31,7 @@ from consents.selectors import (
     ConsentStatus,
     SortKey,
     address_consent,
+    asleep_webhook_endpoints,
     consent_by_id,
     consent_counts_by_state,
     consent_events_of,
@@ -662,6 +663,22 @@ def test_the_endpoints_due_are_active_unleased_and_behind_or_retrying_in_two_que
         due = webhook_endpoints_due()
 
     assert due == [behind.id, retry_due.id, lease_expired.id]
+
+
+def test_the_endpoints_a_commit_wakes_are_active_with_nothing_queued_nor_waiting_in_one_query(
+    django_assert_num_queries,
+):
+    now = timezone.now()
+    asleep = endpoint()
+    endpoint(wake_pending=True)  # a delivery is queued already
+    retry_due = endpoint(next_attempt_at=now - timedelta(seconds=1))
+    endpoint(next_attempt_at=now + timedelta(minutes=1))  # waits for its retry
+    endpoint(is_active=False)
+
+    with django_assert_num_queries(1):
+        woken = asleep_webhook_endpoints()
+
+    assert woken == [asleep.id, retry_due.id]
 
 
 def test_no_event_leaves_no_endpoint_behind(django_assert_num_queries):
