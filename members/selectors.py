@@ -83,7 +83,7 @@ def members_with_address(type: str, address: str) -> QuerySet[Member]:
 def members_with_any_id(identifier: str) -> QuerySet[Member]:
     """The members whose account id, loyalty id or external id is `identifier` (an identifier
     that is no UUID is compared with the last two only), ordered by id. A queryset; no query
-    until it is evaluated (one to list them, one to ask whether there is any)."""
+    until it is evaluated."""
     ids = Q(loyalty_id=identifier) | Q(external_id=identifier)
     with contextlib.suppress(ValueError):
         ids |= Q(account_id=uuid.UUID(identifier))

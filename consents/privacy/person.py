@@ -41,9 +41,9 @@ def find_person(*, email: str = "", phone: str = "", member: str = "") -> Person
     else:
         scope = {"member": member}
         members = members_with_any_id(member)
-        if not members.exists():
-            raise PersonNotFound(f"No member has the id {member!r}.")
     found = tuple(members)
+    if member and not found:
+        raise PersonNotFound(f"No member has the id {member!r}.")
     for one in found:
         if one.email:
             addresses.add((ConsentType.EMAIL, one.email))
